@@ -1,6 +1,6 @@
 /**
  * Jest configuration. Type checking runs once, up front, in `npm test` (`tsc --noEmit`), so ts-jest only
- * transpiles (isolatedModules) and the suite stays fast on 2 cores.
+ * transpiles (tsconfig.jest.json sets isolatedModules) and the suite stays fast on 2 cores.
  * Slow end-to-end cases are opt-in: `npm run test:slow` (SADA_SLOW_TESTS=1); see __tests__/helpers/slow.ts.
  */
 /** @type {import('jest').Config} */
@@ -9,7 +9,7 @@ module.exports = {
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
   transform: {
-    '^.+\\.ts$': ['ts-jest', { isolatedModules: true, diagnostics: false }],
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json', diagnostics: false }],
   },
   testTimeout: 120000,
   maxWorkers: 2,

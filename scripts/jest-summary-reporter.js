@@ -7,7 +7,9 @@ class SummaryReporter {
     const skipped = results.numPendingTests + results.numTodoTests;
     // Suites that failed to run at all (syntax error, throw at import) count as failures too.
     const failed = results.numFailedTests + results.numRuntimeErrorTestSuites;
-    process.stdout.write(`\n${results.numPassedTests} passed, ${failed} failed, ${skipped} skipped\n`);
+    const line = `${results.numPassedTests} passed, ${failed} failed, ${skipped} skipped`;
+    // jest's own summary reporter runs after custom reporters: print at exit so this line is the last one.
+    process.once('exit', () => process.stdout.write(`\n${line}\n`));
   }
 }
 module.exports = SummaryReporter;
