@@ -3,6 +3,8 @@
  * One line per family: add new checkers here.
  */
 import { CaseChecker } from '../case';
+import { torchRandnChecker } from './random';
 
 export const CHECKERS: readonly CaseChecker[] = [
+  torchRandnChecker,
 ];
