@@ -1,0 +1,195 @@
+/**
+ * Multi-head scaled dot-product attention (Vaswani et al. 2017), as diffusers' `Attention` with
+ * `AttnProcessor2_0` and transformers' CLIP/BERT-style attention compute it:
+ *   Attention(Q, K, V) = softmax(Q·Kᵀ/√d_head + M)·V per head, then out = concat_h(·)·W_o + b_o
+ *
+ * Written for wasm speed (../shared/docs/tfjs-notes.md): only plain 2-D matMuls (XNNPACK), no batched or
+ * transposed matMul, no slicing of the big activations per head. The q/k/v projections are split per head at
+ * load: W_q,h [C, d] (with 1/√d folded in: (x·W_q + b_q)/√d = x·(W_q/√d) + b_q/√d), W_k,h stored transposed
+ * [d, C_ctx] so Kᵀ_h = W_k,hᵀ·contextᵀ comes out of one matMul (one transpose of the context per batch item,
+ * not one per head), W_v,h [C_ctx, d]. The batch is handled by one slice of the input per batch item.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { VarBuilder } from '../weights';
+import { expectDim, expectPositiveInt, expectRank, shapeStr } from './check';
+import { Linear } from './linear';
+
+/** torch.finfo(torch.float32).min: what transformers adds for masked positions. */
+export const MASK_MIN = -3.4028234663852886e38;
+
+export interface AttentionOptions {
+  /** Causal mask: query i attends to keys j <= i only (CLIP text encoder). Needs T == S. */
+  readonly causal?: boolean;
+  /**
+   * Additive score bias per (batch item, head), broadcastable to [T, S] (padding masks, relative position bias).
+   * Return null for none. Tensors returned are not disposed by the attention (the caller owns them).
+   */
+  readonly scoreBias?: (b: number, h: number) => tf.Tensor | null;
+}
+
+/** Upstream module names of the four projections. */
+export interface AttentionNames {
+  readonly q: string;
+  readonly k: string;
+  readonly v: string;
+  readonly out: string;
+}
+/** diffusers `Attention`. */
+export const DIFFUSERS_ATTENTION_NAMES: AttentionNames = { q: 'to_q', k: 'to_k', v: 'to_v', out: 'to_out.0' };
+/** transformers CLIP / many text encoders. */
+export const CLIP_ATTENTION_NAMES: AttentionNames = { q: 'q_proj', k: 'k_proj', v: 'v_proj', out: 'out_proj' };
+
+export interface MultiHeadAttentionConfig {
+  readonly queryDim: number;
+  /** Channels of the context (cross-attention); default queryDim (self-attention). */
+  readonly contextDim?: number;
+  readonly heads: number;
+  readonly headDim: number;
+  /** Bias on q/k/v projections (diffusers `bias`, default false; CLIP true). */
+  readonly qkvBias?: boolean;
+  /** Bias on the output projection (diffusers `out_bias`, default true). */
+  readonly outBias?: boolean;
+  /** Score scale; default 1/√headDim. */
+  readonly scale?: number;
+  readonly names?: AttentionNames;
+}
+
+/** One head of the q/k/v maps. */
+interface Head {
+  readonly wq: tf.Tensor2D; // [Cq, d], pre-scaled
+  readonly bq: tf.Tensor1D | null;
+  readonly wkT: tf.Tensor2D; // [d, Cc]
+  readonly bk: tf.Tensor2D | null; // [d, 1]
+  readonly wv: tf.Tensor2D; // [Cc, d]
+  readonly bv: tf.Tensor1D | null;
+}
+
+/**
+ * softmax(q·kT + bias)·v for one batch item and one head: q [T, d] (already scaled), kT [d, S], v [S, d'].
+ * Exposed for models that build q/k themselves (rotary embeddings, q/k norms): pass kT = transpose(k).
+ */
+export function attendOneHead(q: tf.Tensor2D, kT: tf.Tensor2D, v: tf.Tensor2D, opts: { causal?: boolean; bias?: tf.Tensor | null } = {}): tf.Tensor2D {
+  return tf.tidy(() => {
+    let scores: tf.Tensor2D = tf.matMul(q, kT); // [T, S]
+    if (opts.bias) scores = tf.add(scores, opts.bias);
+    if (opts.causal) scores = tf.add(scores, causalMask(q.shape[0], kT.shape[1]));
+    return tf.matMul(tf.softmax(scores), v); // [T, d']
+  });
+}
+
+/** [T, S] additive mask: 0 where j <= i, MASK_MIN above the diagonal. */
+export function causalMask(T: number, S: number): tf.Tensor2D {
+  if (T !== S) throw new Error(`causal attention needs as many queries as keys, got ${T} queries and ${S} keys`);
+  const m = new Float32Array(T * S);
+  for (let i = 0; i < T; i++) for (let j = i + 1; j < S; j++) m[i * S + j] = MASK_MIN;
+  return tf.tensor2d(m, [T, S]);
+}
+
+export class MultiHeadAttention {
+  readonly heads: number;
+  readonly headDim: number;
+  readonly queryDim: number;
+  readonly contextDim: number;
+  readonly out: Linear;
+  private readonly perHead: Head[];
+
+  private constructor(cfg: MultiHeadAttentionConfig, perHead: Head[], out: Linear) {
+    this.heads = cfg.heads;
+    this.headDim = cfg.headDim;
+    this.queryDim = cfg.queryDim;
+    this.contextDim = cfg.contextDim ?? cfg.queryDim;
+    this.perHead = perHead;
+    this.out = out;
+  }
+
+  /** Loads `<q>.weight` [H·d, Cq], `<k>.weight`/`<v>.weight` [H·d, Cc] (+ biases) and `<out>.weight` [Cq, H·d]. */
+  static load(vb: VarBuilder, cfg: MultiHeadAttentionConfig): MultiHeadAttention {
+    const where = `attention ${vb.prefix}`;
+    expectPositiveInt(where, 'heads', cfg.heads);
+    expectPositiveInt(where, 'headDim', cfg.headDim);
+    const names = cfg.names ?? DIFFUSERS_ATTENTION_NAMES;
+    const H = cfg.heads;
+    const d = cfg.headDim;
+    const inner = H * d;
+    const Cq = cfg.queryDim;
+    const Cc = cfg.contextDim ?? cfg.queryDim;
+    const scale = cfg.scale ?? 1 / Math.sqrt(d);
+    const qkvBias = cfg.qkvBias ?? false;
+    // Host data in torch layout [H·d, C]: head h owns rows h·d .. h·d + d.
+    const wq = vb.pp(names.q).host('weight', [inner, Cq]);
+    const wk = vb.pp(names.k).host('weight', [inner, Cc]);
+    const wv = vb.pp(names.v).host('weight', [inner, Cc]);
+    const bq = qkvBias ? vb.pp(names.q).host('bias', [inner]) : null;
+    const bk = qkvBias ? vb.pp(names.k).host('bias', [inner]) : null;
+    const bv = qkvBias ? vb.pp(names.v).host('bias', [inner]) : null;
+    /** Rows h·d..h·d+d of a [H·d, C] matrix, transposed to [C, d] (optionally scaled). */
+    const rowsT = (w: Float32Array, C: number, h: number, s = 1): Float32Array => {
+      const out = new Float32Array(C * d);
+      for (let r = 0; r < d; r++) for (let c = 0; c < C; c++) out[c * d + r] = w[(h * d + r) * C + c] * s;
+      return out;
+    };
+    const perHead: Head[] = [];
+    for (let h = 0; h < H; h++) {
+      const seg = (b: Float32Array, s = 1) => b.slice(h * d, h * d + d).map((x) => x * s);
+      perHead.push({
+        wq: vb.own(tf.tensor2d(rowsT(wq.data, Cq, h, scale), [Cq, d])),
+        bq: bq ? vb.own(tf.tensor1d(seg(bq.data, scale))) : null,
+        wkT: vb.own(tf.tensor2d(wk.data.slice(h * d * Cc, (h + 1) * d * Cc), [d, Cc])),
+        bk: bk ? vb.own(tf.tensor2d(seg(bk.data), [d, 1])) : null,
+        wv: vb.own(tf.tensor2d(rowsT(wv.data, Cc, h), [Cc, d])),
+        bv: bv ? vb.own(tf.tensor1d(seg(bv.data))) : null,
+      });
+    }
+    const out = Linear.load(vb.pp(names.out), inner, Cq, { bias: cfg.outBias ?? true });
+    return new MultiHeadAttention(cfg, perHead, out);
+  }
+
+  /**
+   * x [B, T, Cq]; context [B, S, Cc] (default x: self-attention) -> [B, T, Cq].
+   */
+  forward(x: tf.Tensor, context: tf.Tensor | null = null, opts: AttentionOptions = {}): tf.Tensor {
+    const where = 'MultiHeadAttention';
+    expectRank(where, 'input', x, 3);
+    expectDim(where, 'input', x, 2, this.queryDim);
+    if (context !== null) {
+      expectRank(where, 'context', context, 3);
+      expectDim(where, 'context', context, 2, this.contextDim);
+      if (context.shape[0] !== x.shape[0]) throw new Error(`${where}: context batch ${context.shape[0]} differs from input batch ${x.shape[0]} (input ${shapeStr(x.shape)}, context ${shapeStr(context.shape)})`);
+    } else if (this.contextDim !== this.queryDim) {
+      throw new Error(`${where}: this is a cross-attention (context dim ${this.contextDim}) but no context was given`);
+    }
+    const B = x.shape[0];
+    const T = x.shape[1]!;
+    return tf.tidy(() => {
+      const x2 = tf.reshape(x, [B * T, this.queryDim]) as tf.Tensor2D;
+      const S: number = context === null ? T : context.shape[1]!;
+      const c2 = context === null ? x2 : (tf.reshape(context, [B * S, this.contextDim]) as tf.Tensor2D);
+      const mask = opts.causal ? causalMask(T, S) : null; // [T, S], built once per call
+      const rows: tf.Tensor2D[] = [];
+      for (let b = 0; b < B; b++) {
+        const xb = B === 1 ? x2 : tf.slice(x2, [b * T, 0], [T, this.queryDim]); // [T, Cq]
+        const cb = context === null ? xb : B === 1 ? c2 : tf.slice(c2, [b * S, 0], [S, this.contextDim]); // [S, Cc]
+        const cbT = tf.transpose(cb); // [Cc, S]
+        const heads: tf.Tensor2D[] = [];
+        for (let h = 0; h < this.heads; h++) {
+          const p = this.perHead[h];
+          const q = tf.fused.matMul({ a: xb, b: p.wq, bias: p.bq ?? undefined }) as tf.Tensor2D; // [T, d], scaled
+          let kT: tf.Tensor2D = tf.matMul(p.wkT, cbT); // [d, S]
+          if (p.bk) kT = tf.add(kT, p.bk);
+          const v = tf.fused.matMul({ a: cb, b: p.wv, bias: p.bv ?? undefined }) as tf.Tensor2D; // [S, d]
+          const extra = opts.scoreBias ? opts.scoreBias(b, h) : null;
+          const bias: tf.Tensor | null = mask && extra ? tf.add(mask, extra) : (mask ?? extra);
+          heads.push(attendOneHead(q, kT, v, { bias }));
+        }
+        rows.push(heads.length === 1 ? heads[0] : (tf.concat(heads, 1) as tf.Tensor2D)); // [T, H·d]
+      }
+      const o = rows.length === 1 ? rows[0] : tf.concat(rows, 0); // [B·T, H·d]
+      return tf.reshape(this.out.forward(o), [B, T, this.queryDim]);
+    });
+  }
+
+  dispose(): void {
+    for (const p of this.perHead) for (const t of [p.wq, p.bq, p.wkT, p.bk, p.wv, p.bv]) t?.dispose();
+    this.out.dispose();
+  }
+}

@@ -1,0 +1,315 @@
+/**
+ * Weights: a VarBuilder over a diffusers / transformers component folder (the idea of candle's `VarBuilder`).
+ *
+ * API
+ * ---
+ *   const vb = VarBuilder.fromFolder('sd2/unet');     // config.json + weights (single, sharded, or weights.safetensors)
+ *   vb.config                                          // parsed config.json (raw, snake_case; parse it at the boundary)
+ *   const w = vb.pp('down_blocks').pp(0).pp('resnets.1').get('conv1.weight', [out, in, 3, 3], 'conv2d');
+ *   ...build the whole model (every get() records problems instead of throwing)...
+ *   vb.finish();                                       // throws WeightLoadError listing EVERY missing, unexpected
+ *                                                      // and mis-shaped key; disposes what was loaded on failure
+ *
+ *   VarBuilder.fromFolder(dir, {weightsFile?})          component folder
+ *   VarBuilder.fromFiles(paths, config?)               one or more .safetensors files (keys must not repeat)
+ *   VarBuilder.fromHostTensors(map, config?)           in-memory tensors (tests, synthetic weights)
+ *   vb.pp(name | index)                                path prefix, joined with '.'
+ *   vb.key(name)                                       the full upstream key
+ *   vb.has(name)                                       whether the key exists (does not mark it used)
+ *   vb.get(name, upstreamShape, layout = 'none')       a kept tf.Tensor, converted to our layout:
+ *        'none'    as stored
+ *        'linear'  torch Linear [out, in]           -> [in, out]     (y = x·W + b with a plain 2-D matMul)
+ *        'conv2d'  torch Conv2d [out, in, kh, kw]   -> [kh, kw, in, out] (tfjs HWIO filter for NHWC conv2d)
+ *        'conv1x1' torch Conv2d [out, in, 1, 1]     -> [in, out]     (a 1x1 conv on NHWC is a linear)
+ *   vb.host(name, upstreamShape, layout = 'none')      the same, as host data {shape, data} (for per-head splits);
+ *                                                      tensors made from it should be registered with vb.own(t)
+ *   vb.own(t)                                          registers a tensor built from host data (disposed on failure)
+ *   vb.finish()                                        see above; closes the files
+ *
+ * Keys are the verbatim upstream parameter names; the weights are read lazily (one tensor at a time, F16/BF16
+ * upcast to float32 by lib/io/safetensors) and converted on the host, so no layout transpose runs per call.
+ * A missing or mis-shaped key yields zeros of the requested shape so that construction can continue and report
+ * every problem together; nothing runs before `finish()` has passed.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { HostTensor, SafetensorsFile } from '../io/safetensors';
+
+export type WeightLayout = 'none' | 'linear' | 'conv2d' | 'conv1x1';
+
+/** Host data in our layout. */
+export interface HostArray {
+  readonly shape: number[];
+  readonly data: Float32Array;
+}
+
+/** Every problem found while building a model, reported together. */
+export class WeightLoadError extends Error {
+  readonly missing: readonly string[];
+  readonly unexpected: readonly string[];
+  readonly misshaped: readonly string[];
+  constructor(source: string, missing: string[], unexpected: string[], misshaped: string[]) {
+    const parts: string[] = [];
+    if (missing.length) parts.push(`${missing.length} missing key(s): ${missing.join(', ')}`);
+    if (unexpected.length) parts.push(`${unexpected.length} unexpected key(s): ${unexpected.join(', ')}`);
+    if (misshaped.length) parts.push(`${misshaped.length} mis-shaped key(s): ${misshaped.join('; ')}`);
+    super(`${source}: weights do not match the model: ${parts.join('. ')}`);
+    this.name = 'WeightLoadError';
+    this.missing = missing;
+    this.unexpected = unexpected;
+    this.misshaped = misshaped;
+  }
+}
+
+/** Where tensors come from. */
+interface WeightSource {
+  readonly description: string;
+  names(): string[];
+  has(name: string): boolean;
+  shape(name: string): readonly number[];
+  read(name: string): HostTensor;
+  close(): void;
+}
+
+class FilesSource implements WeightSource {
+  readonly description: string;
+  private readonly files: SafetensorsFile[];
+  private readonly where = new Map<string, SafetensorsFile>();
+
+  constructor(paths: string[]) {
+    if (paths.length === 0) throw new Error('VarBuilder.fromFiles: no .safetensors files given');
+    this.description = paths.length === 1 ? paths[0] : `${path.dirname(paths[0])}/{${paths.map((p) => path.basename(p)).join(',')}}`;
+    this.files = [];
+    try {
+      for (const p of paths) {
+        const f = SafetensorsFile.open(p);
+        this.files.push(f);
+        for (const n of f.names()) {
+          const prev = this.where.get(n);
+          if (prev) throw new Error(`key '${n}' appears in both ${prev.path} and ${p}`);
+          this.where.set(n, f);
+        }
+      }
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+  names(): string[] {
+    return [...this.where.keys()];
+  }
+  has(name: string): boolean {
+    return this.where.has(name);
+  }
+  shape(name: string): readonly number[] {
+    return this.file(name).info(name).shape;
+  }
+  read(name: string): HostTensor {
+    return this.file(name).read(name);
+  }
+  close(): void {
+    for (const f of this.files) f.close();
+  }
+  private file(name: string): SafetensorsFile {
+    const f = this.where.get(name);
+    if (!f) throw new Error(`${this.description}: no tensor '${name}'`);
+    return f;
+  }
+}
+
+class MapSource implements WeightSource {
+  readonly description = 'in-memory weights';
+  constructor(private readonly map: ReadonlyMap<string, HostTensor>) {}
+  names(): string[] {
+    return [...this.map.keys()];
+  }
+  has(name: string): boolean {
+    return this.map.has(name);
+  }
+  shape(name: string): readonly number[] {
+    return this.map.get(name)!.shape;
+  }
+  read(name: string): HostTensor {
+    return this.map.get(name)!;
+  }
+  close(): void {}
+}
+
+/** State shared by a root VarBuilder and every prefixed view of it. */
+class LoadSession {
+  readonly used = new Set<string>();
+  readonly missing: string[] = [];
+  readonly misshaped: string[] = [];
+  readonly owned: tf.Tensor[] = [];
+  finished = false;
+  constructor(readonly source: WeightSource) {}
+}
+
+const WEIGHT_FILE_CANDIDATES = ['diffusion_pytorch_model.safetensors', 'model.safetensors', 'weights.safetensors'];
+const INDEX_FILE_CANDIDATES = ['diffusion_pytorch_model.safetensors.index.json', 'model.safetensors.index.json'];
+
+/** The weight files of a component folder: a sharded index's files, or its single .safetensors file. */
+export function componentWeightFiles(dir: string, weightsFile?: string): string[] {
+  if (weightsFile !== undefined) return [path.join(dir, weightsFile)];
+  for (const idx of INDEX_FILE_CANDIDATES) {
+    const p = path.join(dir, idx);
+    if (!fs.existsSync(p)) continue;
+    const parsed = JSON.parse(fs.readFileSync(p, 'utf8')) as { weight_map?: Record<string, string> };
+    if (typeof parsed.weight_map !== 'object' || parsed.weight_map === null) throw new Error(`${p}: no "weight_map" object`);
+    return [...new Set(Object.values(parsed.weight_map))].sort().map((f) => path.join(dir, f));
+  }
+  for (const f of WEIGHT_FILE_CANDIDATES) if (fs.existsSync(path.join(dir, f))) return [path.join(dir, f)];
+  const any = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.safetensors')) : [];
+  if (any.length === 1) return [path.join(dir, any[0])];
+  throw new Error(
+    `${dir}: cannot find the weights: expected one of ${[...INDEX_FILE_CANDIDATES, ...WEIGHT_FILE_CANDIDATES].join(', ')}` +
+      (any.length ? ` (found several .safetensors files: ${any.join(', ')}; pass weightsFile)` : ' (no .safetensors file there)'),
+  );
+}
+
+/** Reads `<dir>/config.json`. */
+export function readComponentConfig(dir: string): Record<string, unknown> {
+  const p = path.join(dir, 'config.json');
+  if (!fs.existsSync(p)) throw new Error(`${dir}: no config.json`);
+  return JSON.parse(fs.readFileSync(p, 'utf8')) as Record<string, unknown>;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Shape in our layout for an upstream shape. */
+function convertedShape(shape: readonly number[], layout: WeightLayout): number[] {
+  switch (layout) {
+    case 'none':
+      return [...shape];
+    case 'linear':
+      return [shape[1], shape[0]];
+    case 'conv2d':
+      return [shape[2], shape[3], shape[1], shape[0]];
+    case 'conv1x1':
+      return [shape[1], shape[0]];
+  }
+}
+
+function checkLayoutShape(key: string, shape: readonly number[], layout: WeightLayout): void {
+  const need = layout === 'linear' || layout === 'conv1x1' ? (layout === 'linear' ? 2 : 4) : layout === 'conv2d' ? 4 : -1;
+  if (need > 0 && shape.length !== need) throw new Error(`${key}: layout '${layout}' needs a rank-${need} upstream shape, got [${shape.join(', ')}]`);
+  if (layout === 'conv1x1' && (shape[2] !== 1 || shape[3] !== 1)) throw new Error(`${key}: layout 'conv1x1' needs a [out, in, 1, 1] shape, got [${shape.join(', ')}]`);
+}
+
+/** Host-side layout conversion (a transpose done once at load). */
+function convert(data: Float32Array, shape: readonly number[], layout: WeightLayout): Float32Array {
+  if (layout === 'none') return data;
+  if (layout === 'linear' || layout === 'conv1x1') {
+    const [o, i] = shape;
+    const out = new Float32Array(o * i);
+    for (let r = 0; r < o; r++) for (let c = 0; c < i; c++) out[c * o + r] = data[r * i + c];
+    return out;
+  }
+  // [O, I, KH, KW] -> [KH, KW, I, O]
+  const [O, I, KH, KW] = shape;
+  const out = new Float32Array(O * I * KH * KW);
+  for (let o = 0; o < O; o++)
+    for (let i = 0; i < I; i++)
+      for (let h = 0; h < KH; h++)
+        for (let w = 0; w < KW; w++) out[((h * KW + w) * I + i) * O + o] = data[((o * I + i) * KH + h) * KW + w];
+  return out;
+}
+
+export class VarBuilder {
+  /** Parsed config.json of the component (empty object when built from files or tensors without one). */
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Key prefix of this view ('' at the root). */
+  readonly prefix: string;
+  private readonly session: LoadSession;
+
+  private constructor(session: LoadSession, prefix: string, config: Record<string, unknown>) {
+    this.session = session;
+    this.prefix = prefix;
+    this.config = config;
+  }
+
+  /** A diffusers/transformers component folder: config.json plus its weights. */
+  static fromFolder(dir: string, opts: { weightsFile?: string } = {}): VarBuilder {
+    const config = readComponentConfig(dir);
+    return new VarBuilder(new LoadSession(new FilesSource(componentWeightFiles(dir, opts.weightsFile))), '', config);
+  }
+
+  static fromFiles(paths: string[], config: Record<string, unknown> = {}): VarBuilder {
+    return new VarBuilder(new LoadSession(new FilesSource(paths)), '', config);
+  }
+
+  static fromHostTensors(tensors: ReadonlyMap<string, HostTensor> | Record<string, HostTensor>, config: Record<string, unknown> = {}): VarBuilder {
+    const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
+    return new VarBuilder(new LoadSession(new MapSource(map)), '', config);
+  }
+
+  /** A view with `name` appended to the key prefix. */
+  pp(name: string | number): VarBuilder {
+    return new VarBuilder(this.session, this.key(String(name)), this.config as Record<string, unknown>);
+  }
+
+  key(name: string): string {
+    return this.prefix === '' ? name : `${this.prefix}.${name}`;
+  }
+
+  has(name: string): boolean {
+    return this.session.source.has(this.key(name));
+  }
+
+  /** Host data of `name` in our layout; records a problem (and returns zeros) when missing or mis-shaped. */
+  host(name: string, upstreamShape: readonly number[], layout: WeightLayout = 'none'): HostArray {
+    const s = this.session;
+    if (s.finished) throw new Error(`VarBuilder: get('${this.key(name)}') after finish()`);
+    const key = this.key(name);
+    checkLayoutShape(key, upstreamShape, layout);
+    const shape = convertedShape(upstreamShape, layout);
+    const zeros = (): HostArray => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    if (!s.source.has(key)) {
+      s.missing.push(`${key} [${upstreamShape.join(', ')}]`);
+      return zeros();
+    }
+    s.used.add(key);
+    const found = s.source.shape(key);
+    if (!sameShape(found, upstreamShape)) {
+      s.misshaped.push(`${key}: expected [${upstreamShape.join(', ')}], found [${found.join(', ')}]`);
+      return zeros();
+    }
+    const t = s.source.read(key);
+    if (t.dtype !== 'float32') {
+      s.misshaped.push(`${key}: expected a floating-point tensor, found ${t.dtype}`);
+      return zeros();
+    }
+    return { shape, data: convert(t.data as Float32Array, upstreamShape, layout) };
+  }
+
+  /** `name` as a tf.Tensor in our layout, kept alive by the model (it owns and disposes it). */
+  get(name: string, upstreamShape: readonly number[], layout: WeightLayout = 'none'): tf.Tensor {
+    const h = this.host(name, upstreamShape, layout);
+    return this.own(tf.tensor(h.data, h.shape, 'float32'));
+  }
+
+  /** Registers a tensor built from host data so that a failed load disposes it. */
+  own<T extends tf.Tensor>(t: T): T {
+    this.session.owned.push(t);
+    return t;
+  }
+
+  /**
+   * Ends loading: throws a WeightLoadError naming every missing, unexpected (present but never requested) and
+   * mis-shaped key, after disposing every tensor this builder created. Closes the weight files either way.
+   */
+  finish(): void {
+    const s = this.session;
+    if (s.finished) return;
+    s.finished = true;
+    s.source.close();
+    const unexpected = s.source.names().filter((n) => !s.used.has(n));
+    if (s.missing.length || unexpected.length || s.misshaped.length) {
+      for (const t of s.owned) t.dispose();
+      throw new WeightLoadError(s.source.description, s.missing, unexpected, s.misshaped);
+    }
+  }
+}
