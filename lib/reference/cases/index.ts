@@ -4,7 +4,9 @@
  */
 import { CaseChecker } from '../case';
 import { torchRandnChecker } from './random';
+import { t5TokenizerChecker } from './t5-tokenizer';
 
 export const CHECKERS: readonly CaseChecker[] = [
   torchRandnChecker,
+  t5TokenizerChecker,
 ];
