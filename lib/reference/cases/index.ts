@@ -3,10 +3,12 @@
  * One line per family: add new checkers here.
  */
 import { CaseChecker } from '../case';
+import { SADA_CHECKER } from './sada';
 import { torchRandnChecker } from './random';
 import { t5TokenizerChecker } from './t5-tokenizer';
 
 export const CHECKERS: readonly CaseChecker[] = [
+  SADA_CHECKER,
   torchRandnChecker,
   t5TokenizerChecker,
 ];

@@ -1,0 +1,141 @@
+/**
+ * SADA around diffusers' DPMSolverMultistepScheduler (algorithm dpmsolver++, solver_type midpoint) — parity with
+ * the official `PatchedDPMSolverMultistepScheduler.step` (sada-icml @ bbbadce, sada/solver.py:240-410; spec §3.7).
+ *
+ *   x0   = pred_m_m_1 if this step is skipped, else convert_model_output(ψ̂, x, σ_n)   (eps: (x − sψ̂)/α ; v: αx − sψ̂)
+ *   x'   = DPM-Solver++ 1st/2nd/3rd-order multistep update with x0 appended to `model_outputs`
+ *   f    = VP drift with x^VP = x (criterion.ts); v models use √ᾱ at t_n from the alphas_cumprod table
+ *   x̂    = x − δ(0.625f + 0.75f₋₁ − 0.375f₋₂)
+ *   skip → pred_m_m_1 = L(n+1) (Lagrange over x0 nodes)  |  convert_model_output(ψ̂, x̂, σ_{n+1})
+ *
+ * The update formulas are diffusers v0.31 `dpm_solver_first_order_update` /
+ * `multistep_dpm_solver_{second,third}_order_update` for dpmsolver++ (λ = log α − log σ, h = λ_t − λ_s); at the
+ * final σ = 0 the first-order update's limit x_N = x0 is taken explicitly (spec §3.7).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { PredictionType, momentumMap, predictNextVP, vpDrift } from './criterion';
+import { VpDiscreteSchedule } from './euler';
+import { evaluateLagrangeNodes, pushLagrangeNode } from './lagrange';
+import { SadaState } from './state';
+import { SadaVariant, VariantStepInput, VariantStepOutput, applyDecision, evaluateCriterion } from './variant';
+
+/** The DPMSolverMultistepScheduler config fields that matter here (diffusers names in comments). */
+export interface DpmSolverOptions {
+  readonly predictionType: PredictionType;
+  /** solver_order: 1, 2 or 3. */
+  readonly solverOrder: 1 | 2 | 3;
+  /** lower_order_final. */
+  readonly lowerOrderFinal: boolean;
+  /** euler_at_final. */
+  readonly eulerAtFinal: boolean;
+  /** final_sigmas_type: 'zero' | 'sigma_min'. */
+  readonly finalSigmasType: 'zero' | 'sigma_min';
+}
+
+/** `_sigma_to_alpha_sigma_t`: α = 1/√(σ²+1), s = σα. */
+export function alphaSigmaOf(sigma: number): { alpha: number; s: number } {
+  const alpha = 1 / Math.sqrt(sigma * sigma + 1);
+  return { alpha, s: sigma * alpha };
+}
+
+/** λ = log α − log s (+∞ at σ = 0). */
+function lambdaOf(sigma: number): number {
+  const { alpha, s } = alphaSigmaOf(sigma);
+  return Math.log(alpha) - Math.log(s);
+}
+
+/** convert_model_output for dpmsolver++: the data prediction x0 at σ. */
+export function dpmDataPrediction(pred: PredictionType, modelOutput: tf.Tensor, x: tf.Tensor, sigma: number): tf.Tensor {
+  const { alpha, s } = alphaSigmaOf(sigma);
+  return tf.tidy(() => (pred === 'epsilon' ? tf.div(tf.sub(x, tf.mul(modelOutput, s)), alpha) : tf.sub(tf.mul(x, alpha), tf.mul(modelOutput, s))));
+}
+
+/**
+ * One DPM-Solver++ multistep update from σ_n to σ_{n+1}. `history` = data predictions [.., x0_{n−1}, x0_n]
+ * (newest last), `order` = 1..3 (the caller applies the lower-order rules).
+ */
+export function dpmSolverPlusPlusUpdate(x: tf.Tensor, history: readonly tf.Tensor[], sigmas: readonly number[], n: number, order: 1 | 2 | 3): tf.Tensor {
+  const sigT = sigmas[n + 1];
+  const { alpha: alphaT } = alphaSigmaOf(sigT);
+  const m0 = history[history.length - 1];
+  if (sigT === 0) return m0.clone(); // lim σ_t→0 of the first-order update: x_t = x0 (e^{−h} → 0, s_t/s_s → 0)
+  const lamT = lambdaOf(sigT);
+  const lamS0 = lambdaOf(sigmas[n]);
+  const h = lamT - lamS0;
+  const ratio = alphaSigmaOf(sigT).s / alphaSigmaOf(sigmas[n]).s;
+  const em1 = Math.exp(-h) - 1;
+  return tf.tidy(() => {
+    const base = tf.sub(tf.mul(x, ratio), tf.mul(m0, alphaT * em1)); // (s_t/s_s)x − α_t(e^{−h}−1)D0
+    if (order === 1) return base;
+    const m1 = history[history.length - 2];
+    const r0 = (lamS0 - lambdaOf(sigmas[n - 1])) / h;
+    const D1_0 = tf.mul(tf.sub(m0, m1), 1 / r0);
+    if (order === 2) return tf.sub(base, tf.mul(D1_0, 0.5 * alphaT * em1)); // midpoint: − ½α_t(e^{−h}−1)D1
+    const m2 = history[history.length - 3];
+    const r1 = (lambdaOf(sigmas[n - 1]) - lambdaOf(sigmas[n - 2])) / h;
+    const D1_1 = tf.mul(tf.sub(m1, m2), 1 / r1);
+    const D1 = tf.add(D1_0, tf.mul(tf.sub(D1_0, D1_1), r0 / (r0 + r1)));
+    const D2 = tf.mul(tf.sub(D1_0, D1_1), 1 / (r0 + r1));
+    return tf.sub(tf.add(base, tf.mul(D1, alphaT * (em1 / h + 1))), tf.mul(D2, alphaT * ((em1 + h) / (h * h) - 0.5)));
+  });
+}
+
+export function dpmSadaVariant(schedule: VpDiscreteSchedule, opts: DpmSolverOptions): SadaVariant {
+  const N = schedule.timesteps.length;
+  const sig = schedule.sigmas;
+  if (sig.length !== N + 1) throw new Error(`dpmSadaVariant: expected ${N + 1} sigmas, found ${sig.length}`);
+  const order = opts.solverOrder;
+  return {
+    kind: 'dpm', numSteps: N, timesteps: schedule.timesteps, sigmas: sig, initNoiseSigma: schedule.initNoiseSigma,
+    scaleModelInput: (x) => x,
+    initialSolverState: () => ({ kind: 'dpm', modelOutputs: new Array<null>(order).fill(null), lowerOrderNums: 0 }),
+    step(input: VariantStepInput): VariantStepOutput {
+      const { x, n, modelOutput: psi, cfg, options } = input;
+      let state: SadaState = input.state;
+      const solver = state.solver;
+      if (solver.kind !== 'dpm') throw new Error(`dpmSadaVariant: state belongs to a '${solver.kind}' variant`);
+      const lowerOrderFinal = n === N - 1 && (opts.eulerAtFinal || (opts.lowerOrderFinal && N < 15) || opts.finalSigmasType === 'zero');
+      const lowerOrderSecond = n === N - 2 && opts.lowerOrderFinal && N < 15;
+      const usedExtrapolation = state.skipThisStep && state.predX0 !== null;
+      const x0 = usedExtrapolation ? (state.predX0 as tf.Tensor) : dpmDataPrediction(opts.predictionType, psi, x, sig[n]);
+      state = { ...state, skipThisStep: usedExtrapolation ? false : state.skipThisStep };
+      if (cfg.useLagrange && n % cfg.lagrangeInt === 1) state = { ...state, lagrange: pushLagrangeNode(state.lagrange, n, x0).nodes };
+
+      const { s: sN } = alphaSigmaOf(sig[n]);
+      const t = schedule.timesteps[n];
+      const betaN = Number(schedule.betas[t]);
+      const sqrtAlphaBar = Math.fround(Math.sqrt(Number(schedule.alphasCumprod[t]))); // scheduler.alpha_t[t_n]
+      const modelOutputs = [...solver.modelOutputs.slice(1), x0];
+      const lon = solver.lowerOrderNums;
+      const useOrder: 1 | 2 | 3 = order === 1 || lon < 1 || lowerOrderFinal ? 1 : order === 2 || lon < 2 || lowerOrderSecond ? 2 : 3;
+      const prev = dpmSolverPlusPlusUpdate(x, modelOutputs as tf.Tensor[], sig, n, useOrder);
+      state = { ...state, solver: { kind: 'dpm', modelOutputs, lowerOrderNums: Math.min(lon + 1, order) } };
+      const f = vpDrift(opts.predictionType, psi, x, betaN, N, sN, sqrtAlphaBar);
+
+      let outcome = null;
+      let xHat: tf.Tensor | null = null;
+      const scratch: tf.Tensor[] = [];
+      const [f2, f1] = state.prevF;
+      if (f2 !== null && f1 !== null) {
+        xHat = predictNextVP(x, f, f1, f2, N, options.coefficients);
+        const M = momentumMap(prev, xHat, f, f1, f2);
+        outcome = evaluateCriterion(M, n, state.consSkip, cfg, options);
+        M.dispose();
+        scratch.push(xHat);
+      }
+      state = applyDecision(state, n, outcome);
+      let predX0: tf.Tensor | null = null;
+      if (outcome?.decision.skipNext) {
+        predX0 = outcome.decision.kind === 'lagrange'
+          ? evaluateLagrangeNodes(state.lagrange, n + 1)
+          : dpmDataPrediction(opts.predictionType, psi, xHat as tf.Tensor, sig[n + 1]);
+      }
+      state = { ...state, predX0: predX0 ?? state.predX0, prevF: [f1, f] };
+      return {
+        state, x: prev, x0Used: x0, usedExtrapolation, momentumMean: outcome ? outcome.momentumMean : null, momentumDegenerate: false,
+        decision: outcome?.decision ?? null, forced: outcome?.forced ?? false, temporalScoreUpdated: outcome?.score != null,
+        tokenMomentum: outcome?.tokenMomentum ?? null, scratch,
+      };
+    },
+  };
+}

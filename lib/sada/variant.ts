@@ -1,0 +1,111 @@
+/**
+ * The interface every SADA solver variant implements, and the part of a step all variants share: evaluate the
+ * momentum, take the decision (decision.ts), rebuild the token score on a no-skip decision (token-score.ts).
+ * Variants: euler.ts (PatchedEulerDiscreteScheduler), dpm.ts (PatchedDPMSolverMultistepScheduler), flow.ts
+ * (PatchedFlowMatchEulerDiscreteScheduler), and the k-diffusion extension in ksampler.ts.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { ResolvedSadaConfig } from './config';
+import { PredictorCoefficients } from './criterion';
+import { SkipDecision, decideSkip } from './decision';
+import { SadaSolverState, SadaState } from './state';
+import { TokenScoreMap, tokenScore } from './token-score';
+
+/** Options of a step that are not part of the config. */
+export interface SadaStepOptions {
+  /** Axis of the channels in the latent (token score = mean over it). NCHW: 1; NHWC / [B,L,C]: -1 (default). */
+  readonly channelAxis: number;
+  /** Predictor coefficients (parity: 0.625/0.75/−0.375). */
+  readonly coefficients: PredictorCoefficients;
+  /** Overrides the decision taken at step n (true/false), or undefined to use the rule (parity tests). */
+  readonly forceSkipNext?: (n: number) => boolean | undefined;
+}
+
+export interface VariantStepInput {
+  readonly state: SadaState;
+  /** The current sample x_n (scheduler scale). */
+  readonly x: tf.Tensor;
+  readonly n: number;
+  /** Guided denoiser output of this step (the cached one on a skipped step). */
+  readonly modelOutput: tf.Tensor;
+  readonly cfg: ResolvedSadaConfig;
+  readonly options: SadaStepOptions;
+}
+
+export interface VariantStepOutput {
+  /** Bus and solver state after the step (step index not yet advanced; the caller does it). */
+  readonly state: SadaState;
+  readonly x: tf.Tensor;
+  readonly x0Used: tf.Tensor | null;
+  readonly usedExtrapolation: boolean;
+  readonly momentumMean: number | null;
+  readonly momentumDegenerate: boolean;
+  readonly decision: SkipDecision | null;
+  readonly forced: boolean;
+  readonly temporalScoreUpdated: boolean;
+  readonly tokenMomentum: Float32Array | null;
+  /** Intermediate tensors the caller may show in callbacks and must dispose (not referenced by the state). */
+  readonly scratch: readonly tf.Tensor[];
+}
+
+export interface SadaVariant {
+  readonly kind: 'euler' | 'dpm' | 'flow' | 'kdiffusion';
+  readonly numSteps: number;
+  /** t_n as the denoiser receives it (training-time units; flow: 1000σ). */
+  readonly timesteps: readonly number[];
+  /** σ_0..σ_N (σ_N = 0). */
+  readonly sigmas: readonly number[];
+  /** Initial latents = noise · initNoiseSigma. */
+  readonly initNoiseSigma: number;
+  /** The denoiser input at step n (Euler: x/√(σ²+1); others: x itself, returned as is). */
+  scaleModelInput(x: tf.Tensor, n: number): tf.Tensor;
+  initialSolverState(): SadaSolverState;
+  step(input: VariantStepInput): VariantStepOutput;
+}
+
+export interface CriterionOutcome {
+  readonly momentumMean: number;
+  readonly decision: SkipDecision;
+  readonly forced: boolean;
+  /** Rebuilt on a no-skip decision, else null (keep the previous one). */
+  readonly score: TokenScoreMap | null;
+  readonly tokenMomentum: Float32Array | null;
+}
+
+/**
+ * m_n = mean(M); decision; on "compute next" the token score from R = mean(M over channels) (spec §3.3, §3.8).
+ * `forceSkipNext` replaces the rule's outcome (the skip kind is then the rule's branch for that step).
+ */
+export function evaluateCriterion(M: tf.Tensor, n: number, consSkip: number, cfg: ResolvedSadaConfig, options: SadaStepOptions): CriterionOutcome {
+  const momentumMean = tf.tidy(() => tf.mean(M)).dataSync()[0];
+  let decision = decideSkip(cfg, n, momentumMean, consSkip);
+  const forcedValue = options.forceSkipNext?.(n);
+  const forced = forcedValue !== undefined;
+  if (forced && forcedValue !== decision.skipNext) {
+    const lagrangeRegion = cfg.useLagrange && n >= cfg.lagrangeStep && n < cfg.accEnd && n % cfg.lagrangeInt !== 0;
+    decision = forcedValue
+      ? { skipNext: true, consSkip: consSkip + 1, kind: lagrangeRegion ? 'lagrange' : 'momentum', forcedByInterval: false }
+      : { skipNext: false, consSkip: 0, kind: null, forcedByInterval: false };
+  }
+  if (decision.skipNext) return { momentumMean, decision, forced, score: null, tokenMomentum: null };
+  const axis = options.channelAxis < 0 ? M.rank + options.channelAxis : options.channelAxis;
+  const perToken = tf.tidy(() => tf.mean(M, axis));
+  const tokenMomentum = perToken.dataSync() as Float32Array;
+  const shape = perToken.shape;
+  perToken.dispose();
+  return { momentumMean, decision, forced, score: tokenScore(tokenMomentum, shape, cfg.maxFix), tokenMomentum };
+}
+
+/** Applies a decision to the bus fields of a state (skip flag, consSkip, skipping path, momentum log). */
+export function applyDecision(state: SadaState, n: number, outcome: CriterionOutcome | null): SadaState {
+  if (outcome === null) return state;
+  const d = outcome.decision;
+  return {
+    ...state,
+    skipThisStep: d.skipNext,
+    consSkip: d.consSkip,
+    skippingPath: d.skipNext ? [...state.skippingPath, n] : state.skippingPath,
+    momentumLog: [...state.momentumLog, outcome.momentumMean],
+    temporalScore: outcome.score ?? state.temporalScore,
+  };
+}
