@@ -13,6 +13,7 @@
  * momentum region (the Euler variant's last step, spec §7 #4).
  */
 import { ResolvedSadaConfig } from './config';
+import { tokenPolicy } from './prune';
 
 export type SkipKind = 'momentum' | 'lagrange';
 
@@ -41,4 +42,47 @@ export function decideSkip(cfg: ResolvedSadaConfig, n: number, momentumMean: num
 export function momentumDecides(cfg: ResolvedSadaConfig, n: number, consSkip: number): boolean {
   if (consSkip >= cfg.maxInterval) return false;
   return n >= cfg.accStart && n < (cfg.useLagrange ? Math.min(cfg.lagrangeStep, cfg.accEnd) : cfg.accEnd);
+}
+
+/** Outcome of `planSkips`. */
+export interface SkipPlan {
+  /** Steps whose denoiser call is skipped (n+1 for every skip decision n). */
+  readonly skippedSteps: number[];
+  /** Denoiser calls = N − |skippedSteps|. */
+  readonly nfe: number;
+  /** Official `skipping_path` (decision steps). */
+  readonly skippingPath: number[];
+  /** Per step: f = all tokens, r = refresh (push_all), p = pruned, s = skipped (spec §4.2 notation). */
+  readonly blockModes: string;
+}
+
+/**
+ * The skip path the rule produces for an injected momentum sequence (spec §9 T1): decisions at n >= 2 (the
+ * criterion needs f_{n−2}), with the denoiser-side bookkeeping (last skipped step) for the token policy.
+ * `momentumAt(n)` is called for every n in 2..N−1, skipped steps included.
+ */
+export function planSkips(cfg: ResolvedSadaConfig, numSteps: number, momentumAt: (n: number) => number): SkipPlan {
+  let consSkip = 0;
+  let skipThis = false;
+  let lastSkipStep = 0;
+  const skipped: number[] = [];
+  const path: number[] = [];
+  let modes = '';
+  for (let n = 0; n < numSteps; n++) {
+    if (skipThis) {
+      lastSkipStep = n;
+      skipped.push(n);
+      modes += 's';
+    } else {
+      modes += { none: 'f', push_all: 'r', pruned: 'p' }[tokenPolicy(cfg, n, lastSkipStep)];
+    }
+    skipThis = false;
+    if (n >= 2) {
+      const d = decideSkip(cfg, n, momentumAt(n), consSkip);
+      consSkip = d.consSkip;
+      skipThis = d.skipNext;
+      if (d.skipNext) path.push(n);
+    }
+  }
+  return { skippedSteps: skipped, nfe: numSteps - skipped.length, skippingPath: path, blockModes: modes };
 }

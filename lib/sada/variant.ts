@@ -77,7 +77,9 @@ export interface CriterionOutcome {
  * `forceSkipNext` replaces the rule's outcome (the skip kind is then the rule's branch for that step).
  */
 export function evaluateCriterion(M: tf.Tensor, n: number, consSkip: number, cfg: ResolvedSadaConfig, options: SadaStepOptions): CriterionOutcome {
-  const momentumMean = tf.tidy(() => tf.mean(M)).dataSync()[0];
+  const meanT = tf.mean(M);
+  const momentumMean = meanT.dataSync()[0];
+  meanT.dispose();
   let decision = decideSkip(cfg, n, momentumMean, consSkip);
   const forcedValue = options.forceSkipNext?.(n);
   const forced = forcedValue !== undefined;
