@@ -3,16 +3,22 @@
  * One line per family: add new checkers here.
  */
 import { CaseChecker } from '../case';
+import { UNET_CHECKER, VAE_CHECKER, CONTROLNET_CHECKER } from './networks';
 import { CLIP_TOKENIZER_CHECKER, CLIP_TEXT_CHECKER, ROBERTA_TOKENIZER_CHECKER } from './text';
 import { SADA_CHECKER } from './sada';
 import { torchRandnChecker } from './random';
 import { t5TokenizerChecker } from './t5-tokenizer';
+import { SCHEDULERS_CHECKER } from './schedulers';
 
 export const CHECKERS: readonly CaseChecker[] = [
+  UNET_CHECKER,
+  VAE_CHECKER,
+  CONTROLNET_CHECKER,
   CLIP_TOKENIZER_CHECKER,
   CLIP_TEXT_CHECKER,
   ROBERTA_TOKENIZER_CHECKER,
   SADA_CHECKER,
   torchRandnChecker,
   t5TokenizerChecker,
+  SCHEDULERS_CHECKER,
 ];

@@ -1,0 +1,130 @@
+/**
+ * The encoder half of UNet2DConditionModel, shared with ControlNetModel (diffusers v0.31.0
+ * `unet_2d_condition.py` forward steps 1-4, `controlnet.py`): time embedding (+ SDXL `text_time` addition
+ * embedding), conv_in, down blocks, mid block.
+ *
+ *   t_emb = time_proj(t)  (sinusoidal, dim C0);   emb = time_embedding(t_emb)
+ *   SDXL: aug_emb = add_embedding(cat[text_embeds, add_time_proj(time_ids.flatten()).reshape(B, −1)]);  emb += aug_emb
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Conv2d, silu, timestepEmbedding } from '../../nn';
+import { VarBuilder } from '../../weights';
+import { BlockCommon, BlockContext, DownBlock2D, TimestepEmbedding, UNetMidBlock2DCrossAttn } from './blocks';
+import { UNetEncoderConfig } from './config';
+
+/** SDXL's extra conditioning (`added_cond_kwargs`). */
+export interface AddedConditions {
+  /** Pooled text embedding [B, D]. */
+  readonly textEmbeds: tf.Tensor2D;
+  /** [B, 6]: original_h, original_w, crop_top, crop_left, target_h, target_w. */
+  readonly timeIds: tf.Tensor2D;
+}
+
+/** Debug hook: receives named intermediates (NHWC); copy what you need, the tensors are disposed afterwards. */
+export type IntermediateSink = (name: string, t: tf.Tensor) => void;
+
+/** Timesteps for a batch of B: one value broadcast, or B values. */
+export function timestepsForBatch(timestep: number | ArrayLike<number>, B: number): number[] {
+  const ts = typeof timestep === 'number' ? [timestep] : Array.from(timestep);
+  if (ts.length === 1) return new Array<number>(B).fill(ts[0]);
+  if (ts.length !== B) throw new Error(`timestep: expected 1 or ${B} values (the batch size), got ${ts.length}`);
+  return ts;
+}
+
+export class UNetEncoder {
+  readonly config: UNetEncoderConfig;
+  readonly convIn: Conv2d;
+  readonly timeEmbedding: TimestepEmbedding;
+  readonly addEmbedding: TimestepEmbedding | null;
+  readonly downBlocks: DownBlock2D[] = [];
+  readonly midBlock: UNetMidBlock2DCrossAttn | null;
+  readonly common: BlockCommon;
+
+  constructor(vb: VarBuilder, cfg: UNetEncoderConfig) {
+    this.config = cfg;
+    const c = cfg.blockOutChannels;
+    this.common = { tembChannels: cfg.timeEmbeddingDim, groups: cfg.normNumGroups, eps: cfg.normEps, useLinearProjection: cfg.useLinearProjection };
+    this.convIn = Conv2d.load(vb.pp('conv_in'), cfg.inChannels, c[0], cfg.convInKernel, { padding: (cfg.convInKernel - 1) / 2 });
+    this.timeEmbedding = new TimestepEmbedding(vb.pp('time_embedding'), c[0], cfg.timeEmbeddingDim);
+    this.addEmbedding = cfg.additionEmbedType === 'text_time'
+      ? new TimestepEmbedding(vb.pp('add_embedding'), cfg.projectionClassEmbeddingsInputDim!, cfg.timeEmbeddingDim)
+      : null;
+    let out = c[0];
+    cfg.downBlockTypes.forEach((type, i) => {
+      const inCh = out;
+      out = c[i];
+      this.downBlocks.push(new DownBlock2D(vb.pp(`down_blocks.${i}`), this.common, {
+        inChannels: inCh, outChannels: out, layers: cfg.layersPerBlock[i], addDownsample: i < c.length - 1,
+        downsamplePadding: cfg.downsamplePadding, resnetOutScaleFactor: cfg.resnetOutScaleFactor,
+        attention: type === 'CrossAttnDownBlock2D'
+          ? { heads: cfg.numAttentionHeads[i], transformerLayers: cfg.transformerLayersPerBlock[i], crossAttentionDim: cfg.crossAttentionDim[i] }
+          : null,
+      }));
+    });
+    const last = c.length - 1;
+    this.midBlock = cfg.midBlockType === null ? null : new UNetMidBlock2DCrossAttn(vb.pp('mid_block'), this.common, {
+      channels: c[last], heads: cfg.numAttentionHeads[last], transformerLayers: cfg.transformerLayersPerBlock[last],
+      crossAttentionDim: cfg.crossAttentionDim[last], outputScaleFactor: cfg.midBlockScaleFactor,
+    });
+  }
+
+  /** emb [B, timeEmbeddingDim] for timesteps (and SDXL conditions). */
+  embed(timestep: number | ArrayLike<number>, B: number, added: AddedConditions | null, sink?: IntermediateSink): tf.Tensor2D {
+    const cfg = this.config;
+    return tf.tidy(() => {
+      const tEmb = timestepEmbedding(timestepsForBatch(timestep, B), cfg.blockOutChannels[0], { flipSinToCos: cfg.flipSinToCos, downscaleFreqShift: cfg.freqShift });
+      sink?.('time_proj', tEmb);
+      let emb = this.timeEmbedding.forward(tEmb);
+      sink?.('time_embedding', emb);
+      if (this.addEmbedding) {
+        if (!added) throw new Error("UNet: addition_embed_type 'text_time' needs added conditions {textEmbeds, timeIds}");
+        const { textEmbeds, timeIds } = added;
+        if (textEmbeds.shape[0] !== B || timeIds.shape[0] !== B)
+          throw new Error(`UNet: textEmbeds [${textEmbeds.shape.join(', ')}] and timeIds [${timeIds.shape.join(', ')}] must have batch ${B}`);
+        const D = cfg.additionTimeEmbedDim!;
+        const timeProj = timestepEmbedding(timeIds.dataSync(), D, { flipSinToCos: cfg.flipSinToCos, downscaleFreqShift: cfg.freqShift }); // [B·6, D]
+        sink?.('add_time_proj', timeProj);
+        const addEmbeds = tf.concat([textEmbeds, tf.reshape(timeProj, [B, -1])], 1);
+        const need = cfg.projectionClassEmbeddingsInputDim!;
+        if (addEmbeds.shape[1] !== need)
+          throw new Error(`UNet: text_embeds (${textEmbeds.shape[1]}) + time_ids (${timeIds.shape[1]}×${D}) give ${addEmbeds.shape[1]} features, projection_class_embeddings_input_dim is ${need}`);
+        const aug = this.addEmbedding.forward(addEmbeds as tf.Tensor2D);
+        sink?.('add_embedding', aug);
+        emb = tf.add(emb, aug);
+      } else if (added) {
+        throw new Error('UNet: added conditions were given but the config has no addition_embed_type');
+      }
+      return emb;
+    });
+  }
+
+  /** silu(emb), read by every resnet. */
+  static tembAct(emb: tf.Tensor2D): tf.Tensor2D {
+    return silu(emb);
+  }
+
+  /** conv_in of the NHWC sample. */
+  stem(sample: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => this.convIn.forward(this.config.centerInputSample ? tf.sub(tf.mul(sample, 2), 1) : sample));
+  }
+
+  /** Runs the down blocks; returns the output and the residual list (starting with h itself). */
+  down(h: tf.Tensor4D, ctx: BlockContext, sink?: IntermediateSink): { out: tf.Tensor4D; residuals: tf.Tensor4D[] } {
+    const residuals: tf.Tensor4D[] = [h];
+    this.downBlocks.forEach((blk, i) => {
+      const r = blk.forward(h, ctx);
+      h = r.out;
+      residuals.push(...r.residuals);
+      sink?.(`down_blocks.${i}.0`, h);
+    });
+    return { out: h, residuals };
+  }
+
+  dispose(): void {
+    this.convIn.dispose();
+    this.timeEmbedding.dispose();
+    this.addEmbedding?.dispose();
+    for (const b of this.downBlocks) b.dispose();
+    this.midBlock?.dispose();
+  }
+}
