@@ -3,6 +3,7 @@
  * against ../shared/reference/torch-randn (every run, both draws, through the reference checker and directly).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fmaf32, logAvx, sincosAvx } from '../lib/random/avx-mathfun';
 import { MT19937 } from '../lib/random/mt19937';
 import { TorchGenerator, shapeNumel } from '../lib/random/torch-generator';
 import { randnLatentsNHWC, randnTensor } from '../lib/random/randn-tensor';
@@ -32,7 +33,43 @@ describe('MT19937', () => {
   });
 });
 
+describe('avx_mathfun emulation', () => {
+  it('fmaf32 rounds a·b + c once: (1 + 2^-12)² is a float32 midpoint, and + 2^-80 must round it up', () => {
+    const a = 1 + 2 ** -12;
+    expect(Math.fround(a * a + 2 ** -80)).toBe(1 + 2 ** -11); // double rounding: to even, down
+    expect(fmaf32(a, a, 2 ** -80)).toBe(1 + 2 ** -11 + 2 ** -23);
+    expect(fmaf32(a, a, -(2 ** -80))).toBe(1 + 2 ** -11);
+    expect(fmaf32(3, 0.5, 0.25)).toBe(1.75);
+  });
+
+  it('log and sincos agree with the exact functions to a few float32 ulps', () => {
+    let maxLogUlps = 0;
+    let maxTrigErr = 0;
+    for (let k = 1; k <= 4096; k++) {
+      const u = k / 4096; // (0, 1], as 1 - uniform
+      const ulp = 2 ** (Math.floor(Math.log2(Math.abs(Math.log(u)) || 1)) - 23);
+      maxLogUlps = Math.max(maxLogUlps, Math.abs(logAvx(u) - Math.log(u)) / ulp);
+      const theta = Math.fround(Math.fround(2 * Math.PI) * (k / 4096));
+      const [s, c] = sincosAvx(theta);
+      maxTrigErr = Math.max(maxTrigErr, Math.abs(s - Math.sin(theta)), Math.abs(c - Math.cos(theta)));
+    }
+    expect(logAvx(1)).toBe(0);
+    expect(maxLogUlps).toBeLessThanOrEqual(4);
+    expect(maxTrigErr).toBeLessThan(2e-7);
+  });
+});
+
 describe('TorchGenerator', () => {
+  it("the 'default' normal_fill kernel differs from 'avx2' only by rounding, and not below 16 elements", () => {
+    const a = new TorchGenerator(5, { normalFillKernel: 'avx2' }).randn([4096]);
+    const b = new TorchGenerator(5, { normalFillKernel: 'default' }).randn([4096]);
+    let m = 0;
+    for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+    expect(m).toBeGreaterThan(0);
+    expect(m).toBeLessThan(1e-5);
+    expect(Array.from(new TorchGenerator(5, { normalFillKernel: 'default' }).randn([15]))).toEqual(Array.from(new TorchGenerator(5).randn([15])));
+  });
+
   it('uses the low 32 bits of the seed, as torch manual_seed does (2^32 + 5 draws like 5; -1 like 2^32 - 1)', () => {
     const a = new TorchGenerator(2n ** 32n + 5n).randn([20]);
     const b = new TorchGenerator(5).randn([20]);
@@ -52,12 +89,12 @@ describe('TorchGenerator', () => {
 
   it('uniform floats are multiples of 2^-24 in [0, 1)', () => {
     const g = new TorchGenerator(3);
-    for (let i = 0; i < 1000; i++) {
+    const bad: number[] = [];
+    for (let i = 0; i < 10000; i++) {
       const u = g.uniformFloat();
-      expect(u).toBeGreaterThanOrEqual(0);
-      expect(u).toBeLessThan(1);
-      expect(Number.isInteger(u * 2 ** 24)).toBe(true);
+      if (!(u >= 0 && u < 1 && Number.isInteger(u * 2 ** 24))) bad.push(u);
     }
+    expect(bad).toEqual([]);
   });
 
   it('manualSeed restarts the stream and clears the cached normal sample', () => {
@@ -93,6 +130,8 @@ describeReference('torch.randn on the CPU generator (reference)', ['torch-randn'
     expect(comparisons).toHaveLength(2 * runs.length);
     const failed = comparisons.filter((x) => !x.pass).map((x) => `${x.name}: ${x.error} (${x.note ?? ''})`);
     expect(failed).toEqual([]);
+    // with the AVX2 kernel emulation (FMA-contracted avx_mathfun) the reproduction is bit-exact
+    expect(comparisons.filter((x) => x.error !== 0).map((x) => x.name)).toEqual([]);
   });
 
   it('the tf helpers give the same numbers: randnTensor in torch order, randnLatentsNHWC transposed', () => {

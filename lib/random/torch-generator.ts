@@ -15,6 +15,7 @@
  *    transformed again. Smaller tensors draw one `normal_distribution<double>` sample per element (serial kernel)
  *    and round it to float32.
  */
+import { logAvx, sincosAvx } from './avx-mathfun';
 import { MT19937 } from './mt19937';
 
 /** A seed as `torch.Generator.manual_seed` accepts it: an integer in [-2^63, 2^64). */
@@ -22,10 +23,12 @@ export type TorchSeed = number | bigint;
 
 /**
  * Which `normal_fill` kernel the reproduced torch build runs for tensors of >= 16 elements. Both do the same
- * Box-Muller; they differ only in float rounding (at most a few 1e-7):
- *  - 'avx2': `normal_fill_AVX2`, what x86-64 builds run on any CPU with AVX2: θ = float(2π)·u2 in float32.
+ * Box-Muller; they differ only in float rounding (by up to ~2e-6):
+ *  - 'avx2' (default): `normal_fill_AVX2`, what x86-64 builds run on any CPU with AVX2: θ = float(2π)·u2 in float32,
+ *    log and sincos from avx_mathfun.h (./avx-mathfun). Bit-exact on the torch-randn reference vectors.
  *  - 'default': the portable `normal_fill_16` (arm64, e.g. Apple silicon, or x86 without AVX2):
- *    θ = 2π·u2 in double, then rounded to float32.
+ *    θ = 2π·u2 in double, then rounded to float32; libm logf/cosf/sinf (here: correctly rounded). Not covered by
+ *    the reference vectors (recorded on an AVX2 machine).
  */
 export type NormalFillKernel = 'avx2' | 'default';
 
@@ -147,13 +150,16 @@ export class TorchGenerator {
    *   radius = sqrt(-2 ln(1 - u_j)),  θ = 2π u_{j+8},  x_j = radius cos θ,  x_{j+8} = radius sin θ.
    */
   private normalFill16(data: Float32Array, start: number): void {
+    const avx2 = this.normalFillKernel === 'avx2';
     for (let j = 0; j < HALF_BLOCK; j++) {
       const u1 = f32(1 - data[start + j]); // [0, 1) -> (0, 1] for the log
       const u2 = data[start + j + HALF_BLOCK];
-      const radius = f32(Math.sqrt(f32(-2 * f32(Math.log(u1)))));
-      const theta = this.normalFillKernel === 'avx2' ? f32(TWO_PI_F32 * u2) : f32(2 * Math.PI * u2);
-      data[start + j] = f32(radius * f32(Math.cos(theta)));
-      data[start + j + HALF_BLOCK] = f32(radius * f32(Math.sin(theta)));
+      const logU1 = avx2 ? logAvx(u1) : f32(Math.log(u1));
+      const radius = f32(Math.sqrt(f32(-2 * logU1)));
+      const theta = avx2 ? f32(TWO_PI_F32 * u2) : f32(2 * Math.PI * u2);
+      const [sin, cos] = avx2 ? sincosAvx(theta) : [f32(Math.sin(theta)), f32(Math.cos(theta))];
+      data[start + j] = f32(radius * cos);
+      data[start + j + HALF_BLOCK] = f32(radius * sin);
     }
   }
 }
