@@ -8,6 +8,7 @@ import { CLIP_TOKENIZER_CHECKER, CLIP_TEXT_CHECKER, ROBERTA_TOKENIZER_CHECKER } 
 import { SADA_CHECKER } from './sada';
 import { torchRandnChecker } from './random';
 import { t5TokenizerChecker } from './t5-tokenizer';
+import { SCHEDULERS_CHECKER } from './schedulers';
 
 export const CHECKERS: readonly CaseChecker[] = [
   UNET_CHECKER,
@@ -19,4 +20,5 @@ export const CHECKERS: readonly CaseChecker[] = [
   SADA_CHECKER,
   torchRandnChecker,
   t5TokenizerChecker,
+  SCHEDULERS_CHECKER,
 ];
