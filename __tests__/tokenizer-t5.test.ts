@@ -158,6 +158,7 @@ describeReference('T5 tokenizer, FLUX.1 tokenizer_2 settings (reference)', ['t5-
 
   it('rejects bad options, a missing folder and unsupported tokenizer_config settings', () => {
     expect(() => tok.encode('x', { maxLength: 1 })).toThrow(/maxLength must be an integer >= 2/);
+    expect(() => new T5Tokenizer(tok.sp, { eosToken: '<eos>', addedTokens: new Map() })).toThrow(/special token '<eos>' is neither an added token nor a piece of .*spiece\.model/);
     expect(() => tok.encode('x', { padding: 'longest' as 'max_length' })).toThrow(/'max_length' or 'do_not_pad'/);
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 't5tok-'));
     try {

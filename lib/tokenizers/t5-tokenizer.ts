@@ -82,7 +82,11 @@ export class T5Tokenizer {
       this.addedById.set(id, text);
     }
     for (const special of [this.eosToken, this.unkToken, this.padToken]) {
-      if (!this.addedTokens.has(special)) this.addedTokens.set(special, sp.pieceToId(special));
+      if (this.addedTokens.has(special)) continue;
+      const id = sp.pieceToId(special);
+      if (id === sp.unkId && special !== this.unkToken)
+        throw new Error(`special token '${special}' is neither an added token nor a piece of ${sp.model.source}`);
+      this.addedTokens.set(special, id);
     }
     this.eosId = this.addedTokens.get(this.eosToken)!;
     this.padId = this.addedTokens.get(this.padToken)!;
