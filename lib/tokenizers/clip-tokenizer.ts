@@ -83,6 +83,11 @@ export function clipBasicClean(text: string): string {
   return pySplit(words.join(' ')).join(' ').toLowerCase();
 }
 
+/** Step 4: CLIP's pre-tokenisation of cleaned text (`re.findall(self.pat, text)`). */
+export function clipPreTokenize(cleanedText: string): string[] {
+  return Array.from(cleanedText.matchAll(CLIP_PATTERN), (m) => m[0]);
+}
+
 export interface ClipTokenizerConfig {
   /** Sequence length of `encode` (77). */
   readonly modelMaxLength: number;
@@ -181,7 +186,7 @@ export class ClipTokenizer {
   /** Steps 1-5 on a text without special tokens: its BPE token strings. */
   private bpeTokens(text: string): string[] {
     const out: string[] = [];
-    for (const m of clipBasicClean(text).matchAll(CLIP_PATTERN)) out.push(...this.encoder.bpe(byteEncode(m[0])));
+    for (const piece of clipPreTokenize(clipBasicClean(text))) out.push(...this.encoder.bpe(byteEncode(piece)));
     return out;
   }
 

@@ -26,6 +26,11 @@ const WS = PY_REGEX_WHITESPACE_CLASS;
 /** GPT-2's pattern `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+` (case-sensitive). */
 const GPT2_PATTERN = new RegExp(`'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^${WS}\\p{L}\\p{N}]+|[${WS}]+(?![^${WS}])|[${WS}]+`, 'gu');
 
+/** Step 2: GPT-2's pre-tokenisation of a text without special tokens (`re.findall(self.pat, text)`). */
+export function gpt2PreTokenize(text: string): string[] {
+  return Array.from(text.matchAll(GPT2_PATTERN), (m) => m[0]);
+}
+
 export interface RobertaTokenizerConfig {
   readonly modelMaxLength: number;
   readonly bosToken: string;
@@ -119,7 +124,7 @@ export class RobertaTokenizer {
   /** Steps 2-3 on a text without special tokens: its BPE token strings. */
   private bpeTokens(text: string): string[] {
     const out: string[] = [];
-    for (const m of text.matchAll(GPT2_PATTERN)) out.push(...this.encoder.bpe(byteEncode(m[0])));
+    for (const piece of gpt2PreTokenize(text)) out.push(...this.encoder.bpe(byteEncode(piece)));
     return out;
   }
 
