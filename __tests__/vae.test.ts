@@ -23,7 +23,7 @@ describe('AutoencoderKL', () => {
       expect(vae.config.scalingFactor).toBe(0.18215);
       const before = tf.memory().numTensors;
       for (let i = 0; i < 3; i++) {
-        const d = tf.tidy(() => vae.encode(tf.zeros([1, 32, 32, 3]) as tf.Tensor4D));
+        const d = tf.tidy(() => ({ ...vae.encode(tf.zeros([1, 32, 32, 3]) as tf.Tensor4D) }));
         expect(d.mean.shape).toEqual([1, 8, 8, 4]);
         tf.dispose([d.mean, d.logvar, d.std]);
         const img = tf.tidy(() => vae.decode(tf.ones([1, 8, 8, 4]) as tf.Tensor4D));
