@@ -12,7 +12,7 @@
  * Mirrors k-diffusion 0.1.1 `sampling.sample_dpm_2` (s_churn = 0).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Solver, SolverState, StepContext, StepOutput, stepSigmas, toD } from './types';
+import { Solver, SolverState, StepContext, StepOutput, disposeOnError, stepSigmas, toD } from './types';
 
 /** σ_mid = sqrt(σ·σ_next), i.e. k-diffusion's `sigma.log().lerp(sigma_next.log(), 0.5).exp()`. */
 export function dpm2MidSigma(sigma: number, sigmaNext: number): number {
@@ -22,14 +22,14 @@ export function dpm2MidSigma(sigma: number, sigmaNext: number): number {
 export function dpm2Step(ctx: StepContext, state: SolverState, x: tf.Tensor): StepOutput {
   const { sigma, sigmaNext } = stepSigmas(ctx.sigmas, state);
   const denoised = ctx.denoiser(x, sigma);
-  const next = tf.tidy(() => {
+  const next = disposeOnError(denoised, () => tf.tidy(() => {
     const d = toD(x, denoised, sigma);
     if (sigmaNext === 0) return tf.add(x, tf.mul(d, sigmaNext - sigma)); // Euler step into σ = 0
     const sigmaMid = dpm2MidSigma(sigma, sigmaNext);
     const xMid = tf.add(x, tf.mul(d, sigmaMid - sigma));
     const dMid = toD(xMid, ctx.denoiser(xMid, sigmaMid), sigmaMid);
     return tf.add(x, tf.mul(dMid, sigmaNext - sigma));
-  });
+  }));
   return { state: { i: state.i + 1, history: [] }, x: next, denoised };
 }
 

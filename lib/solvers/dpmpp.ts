@@ -18,13 +18,20 @@
  * `space: 'vp'` (diffusers' sample, c = 1/sqrt(1 + σ²)) reproduces `DPMSolverMultistepScheduler.step` on its own
  * sample. When σ_{i+1} = 0, λ_{i+1} = ∞ and every order reduces to x_{i+1} = m_i (taken explicitly, no 0·∞).
  *
+ * Third order is only second order upstream. With D₂ as defined, D₂ = h²·m''/2 + O(h³) (m as a function of λ), while
+ * integrating the quadratic Taylor term exactly gives the coefficient α_{i+1}·(1 − 2(e^{−h} − 1 + h)/h²) =
+ * −2·α_{i+1}·φ₃ (φ₃ = (e^{−h} − 1 + h)/h² − ½), twice the −α_{i+1}·φ₃ that diffusers 0.31 and the original DPM-Solver
+ * code (`multistep_dpm_solver_third_update`) use. The local error is then O(h³), so the method converges with order 2
+ * (a smaller constant than 2M); measured in __tests__/stability.test.ts. `thirdOrderD2: 'taylor'` uses −2·α·φ₃ and is
+ * third order; the default `'diffusers'` reproduces the reference vectors.
+ *
  * Order schedule (diffusers 0.31 `DPMSolverMultistepScheduler.step`): order min(k, steps taken + 1) — the warm-up —;
  * first order on a step that ends at σ = 0 (final_sigmas_type "zero", also k-diffusion `sample_dpmpp_2m`);
  * with `lowerOrderFinal` and fewer than 15 steps, first order on the last step and at most second order on the
  * second-to-last; `eulerAtFinal` forces first order on the last step.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Solver, SolverState, StepContext, StepOutput, stepSigmas } from './types';
+import { Solver, SolverState, StepContext, StepOutput, disposeOnError, stepSigmas } from './types';
 
 export type SampleSpace = 've' | 'vp';
 
@@ -35,7 +42,11 @@ export interface DpmSolverPlusPlusOptions {
   readonly lowerOrderFinal?: boolean;
   /** diffusers `euler_at_final` (default false). */
   readonly eulerAtFinal?: boolean;
+  /** Coefficient of D₂ in the third-order update: upstream's −α·φ₃ (default) or the Taylor-exact −2α·φ₃ (see above). */
+  readonly thirdOrderD2?: ThirdOrderD2;
 }
+
+export type ThirdOrderD2 = 'diffusers' | 'taylor';
 
 /** Below this many steps diffusers' `lower_order_final` applies (DPMSolverMultistepScheduler.step). */
 export const LOWER_ORDER_FINAL_MAX_STEPS = 15;
@@ -56,6 +67,8 @@ export interface DpmSolverPlusPlusUpdateArgs {
   readonly denoised: readonly tf.Tensor[];
   readonly order: 1 | 2 | 3;
   readonly space?: SampleSpace;
+  /** Default 'diffusers'. */
+  readonly thirdOrderD2?: ThirdOrderD2;
 }
 
 /** One DPM-Solver++ update of the given order (the equations at the top of this file). */
@@ -83,7 +96,9 @@ export function dpmSolverPlusPlusUpdate(a: DpmSolverPlusPlusUpdateArgs): tf.Tens
     const d11 = tf.div(tf.sub(m1, m2), r1);
     const d1 = tf.add(d10, tf.mul(tf.sub(d10, d11), r0 / (r0 + r1)));
     const d2 = tf.div(tf.sub(d10, d11), r0 + r1);
-    return tf.sub(tf.add(base, tf.mul(d1, alphaT * (phi1 / h + 1))), tf.mul(d2, alphaT * ((phi1 + h) / (h * h) - 0.5)));
+    const phi3 = (phi1 + h) / (h * h) - 0.5;
+    const d2Factor = (a.thirdOrderD2 ?? 'diffusers') === 'taylor' ? 2 : 1;
+    return tf.sub(tf.add(base, tf.mul(d1, alphaT * (phi1 / h + 1))), tf.mul(d2, d2Factor * alphaT * phi3));
   });
 }
 
@@ -102,6 +117,7 @@ export function dpmSolverPlusPlusOrderAt(opts: DpmSolverPlusPlusOptions, i: numb
 
 function checkOptions(opts: DpmSolverPlusPlusOptions): void {
   if (opts.order !== 1 && opts.order !== 2 && opts.order !== 3) throw new Error(`DPM-Solver++ order must be 1, 2 or 3, got ${String(opts.order)}`);
+  if (opts.thirdOrderD2 !== undefined && opts.thirdOrderD2 !== 'diffusers' && opts.thirdOrderD2 !== 'taylor') throw new Error(`thirdOrderD2 must be 'diffusers' or 'taylor', got '${String(opts.thirdOrderD2)}'`);
 }
 
 /**
@@ -118,11 +134,11 @@ export function dpmSolverMultistepStep(opts: DpmSolverPlusPlusOptions, ctx: Step
   const order = Math.min(dpmSolverPlusPlusOrderAt(opts, i, numSteps, sigmaNext), available + 1) as 1 | 2 | 3;
   const denoised = ctx.denoiser(x, sigma);
   const recent = [...state.history].reverse(); // m_{i−1}, m_{i−2}
-  const next = dpmSolverPlusPlusUpdate({
-    x, sigma, sigmaNext, order, space: 've',
+  const next = disposeOnError(denoised, () => dpmSolverPlusPlusUpdate({
+    x, sigma, sigmaNext, order, space: 've', thirdOrderD2: opts.thirdOrderD2,
     sigmasPrev: ctx.sigmas.slice(Math.max(0, i - 2), i).reverse(),
     denoised: [denoised, ...recent],
-  });
+  }));
   const keep = opts.order - 1;
   const history = keep === 0 ? [] : [...state.history, denoised].slice(-keep).map((t) => tf.clone(t));
   return { state: { i: i + 1, history }, x: next, denoised };
@@ -131,7 +147,7 @@ export function dpmSolverMultistepStep(opts: DpmSolverPlusPlusOptions, ctx: Step
 /** A DPM-Solver++ multistep solver of the given options (diffusers DPMSolverMultistepScheduler, dpmsolver++, midpoint). */
 export function dpmSolverPlusPlus(opts: DpmSolverPlusPlusOptions): Solver {
   checkOptions(opts);
-  return { name: `dpmpp_${opts.order}m`, evalsPerStep: 1, step: (ctx, state, x) => dpmSolverMultistepStep(opts, ctx, state, x) };
+  return { name: `dpmpp_${opts.order}m${opts.thirdOrderD2 === 'taylor' ? '_taylor' : ''}`, evalsPerStep: 1, step: (ctx, state, x) => dpmSolverMultistepStep(opts, ctx, state, x) };
 }
 
 /**

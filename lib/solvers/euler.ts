@@ -9,7 +9,7 @@
  * (whose sample is the same VE-scaled x).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Solver, SolverState, StepContext, StepOutput, stepSigmas, toD } from './types';
+import { Solver, SolverState, StepContext, StepOutput, disposeOnError, stepSigmas, toD } from './types';
 
 /** The update itself: x + (σ_next − σ)·(x − D)/σ. */
 export function eulerUpdate(x: tf.Tensor, denoised: tf.Tensor, sigma: number, sigmaNext: number): tf.Tensor {
@@ -19,7 +19,8 @@ export function eulerUpdate(x: tf.Tensor, denoised: tf.Tensor, sigma: number, si
 export function eulerStep(ctx: StepContext, state: SolverState, x: tf.Tensor): StepOutput {
   const { sigma, sigmaNext } = stepSigmas(ctx.sigmas, state);
   const denoised = ctx.denoiser(x, sigma);
-  return { state: { i: state.i + 1, history: [] }, x: eulerUpdate(x, denoised, sigma, sigmaNext), denoised };
+  const next = disposeOnError(denoised, () => eulerUpdate(x, denoised, sigma, sigmaNext));
+  return { state: { i: state.i + 1, history: [] }, x: next, denoised };
 }
 
 export const EULER: Solver = { name: 'euler', evalsPerStep: 1, step: eulerStep };

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { VelocityModel } from '../denoisers/types';
-import { SolverState, disposeState, initialState, stepSigmas } from './types';
+import { SolverState, disposeOnError, disposeState, initialState, stepSigmas } from './types';
 
 export interface FlowStepContext {
   readonly velocity: VelocityModel;
@@ -33,7 +33,8 @@ export function flowMatchEulerUpdate(x: tf.Tensor, velocity: tf.Tensor, sigma: n
 export function flowMatchEulerStep(ctx: FlowStepContext, state: SolverState, x: tf.Tensor): FlowStepOutput {
   const { sigma, sigmaNext } = stepSigmas(ctx.sigmas, state);
   const velocity = ctx.velocity(x, sigma);
-  return { state: { i: state.i + 1, history: [] }, x: flowMatchEulerUpdate(x, velocity, sigma, sigmaNext), velocity };
+  const next = disposeOnError(velocity, () => flowMatchEulerUpdate(x, velocity, sigma, sigmaNext));
+  return { state: { i: state.i + 1, history: [] }, x: next, velocity };
 }
 
 export interface FlowStepInfo {

@@ -12,20 +12,20 @@
  * Mirrors k-diffusion 0.1.1 `sampling.sample_heun` (s_churn = 0).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Solver, SolverState, StepContext, StepOutput, stepSigmas, toD } from './types';
+import { Solver, SolverState, StepContext, StepOutput, disposeOnError, stepSigmas, toD } from './types';
 
 export function heunStep(ctx: StepContext, state: SolverState, x: tf.Tensor): StepOutput {
   const { sigma, sigmaNext } = stepSigmas(ctx.sigmas, state);
   const denoised = ctx.denoiser(x, sigma);
   const dt = sigmaNext - sigma;
-  const next = tf.tidy(() => {
+  const next = disposeOnError(denoised, () => tf.tidy(() => {
     const d = toD(x, denoised, sigma);
     const x2 = tf.add(x, tf.mul(d, dt));
     if (sigmaNext === 0) return x2; // Euler step into σ = 0
     const denoised2 = ctx.denoiser(x2, sigmaNext);
     const d2 = toD(x2, denoised2, sigmaNext);
     return tf.add(x, tf.mul(tf.div(tf.add(d, d2), 2), dt));
-  });
+  }));
   return { state: { i: state.i + 1, history: [] }, x: next, denoised };
 }
 

@@ -13,13 +13,15 @@
  *   heunStep(ctx, state, x)        HEUN         Karras et al. 2022 Alg. 2 without churn, k-diffusion sample_heun
  *   dpm2Step(ctx, state, x)        DPM_2        Lu et al. 2022 Alg. 1 (r = 1/2), k-diffusion sample_dpm_2
  *   dpmSolverMultistepStep(opts, ctx, state, x)  dpmSolverPlusPlus(opts): Solver   DPMPP_2M (k-diffusion)
- *        opts: { order: 1 | 2 | 3, lowerOrderFinal?: boolean (default true), eulerAtFinal?: boolean }
+ *        opts: { order: 1 | 2 | 3, lowerOrderFinal?: boolean (default true), eulerAtFinal?: boolean,
+ *                thirdOrderD2?: 'diffusers' (default; upstream 3M, second order) | 'taylor' (third order) }
  *        Lu et al. 2022b Alg. 2 (2M) and diffusers' 3M, diffusers DPMSolverMultistepScheduler semantics
  *   flowMatchEulerStep(ctx: { velocity, sigmas }, state, x): { state, x, velocity }
  *
  * Update equations alone (no denoiser call, no state):
  *   eulerUpdate(x, denoised, sigma, sigmaNext): Tensor
- *   dpmSolverPlusPlusUpdate({ x, sigma, sigmaNext, sigmasPrev, denoised: [m_i, m_{i-1}, ...], order, space?: 've' | 'vp' })
+ *   dpmSolverPlusPlusUpdate({ x, sigma, sigmaNext, sigmasPrev, denoised: [m_i, m_{i-1}, ...], order, space?: 've' | 'vp',
+ *                             thirdOrderD2? })
  *   dpmSolverPlusPlusOrderAt(opts, i, numSteps, sigmaNext): 1 | 2 | 3
  *   flowMatchEulerUpdate(x, velocity, sigma, sigmaNext): Tensor
  *   dpm2MidSigma(sigma, sigmaNext): number
@@ -37,7 +39,7 @@ export { disposeState, initialState, stepSigmas, toD } from './types';
 export { EULER, eulerStep, eulerUpdate } from './euler';
 export { HEUN, heunStep } from './heun';
 export { DPM_2, dpm2MidSigma, dpm2Step } from './dpm2';
-export type { DpmSolverPlusPlusOptions, DpmSolverPlusPlusUpdateArgs, SampleSpace } from './dpmpp';
+export type { DpmSolverPlusPlusOptions, DpmSolverPlusPlusUpdateArgs, SampleSpace, ThirdOrderD2 } from './dpmpp';
 export {
   DPMPP_2M, LOWER_ORDER_FINAL_MAX_STEPS, dpmSolverMultistepStep, dpmSolverPlusPlus, dpmSolverPlusPlusOrderAt,
   dpmSolverPlusPlusUpdate, sampleScale,

@@ -63,6 +63,16 @@ export function stepSigmas(sigmas: readonly number[], state: SolverState): { sig
   return { sigma, sigmaNext };
 }
 
+/** Runs `fn(denoised)`; disposes `denoised` if `fn` throws (so a failing step leaks nothing). */
+export function disposeOnError<T>(denoised: tf.Tensor, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    denoised.dispose();
+    throw e;
+  }
+}
+
 /** k-diffusion `to_d`: the ODE derivative dx/dσ = (x − D)/σ (Karras et al. 2022 eq. 3 with σ(t) = t, s(t) = 1). */
 export function toD(x: tf.Tensor, denoised: tf.Tensor, sigma: number): tf.Tensor {
   return tf.tidy(() => tf.div(tf.sub(x, denoised), sigma));
