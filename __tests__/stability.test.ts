@@ -238,7 +238,7 @@ function errorVE(solver: Solver, n: number, exactStart: number): number {
   const sigmas = npLinspace(Math.log(1), Math.log(0.1), n + 1).map(Math.exp);
   const history = Array.from({ length: exactStart }, (_, j) => tf.tidy(() => gaussianDenoiser(tf.tensor1d(exactVE(sigmas[0], sigmas[j])), sigmas[j])));
   let state: SolverState = { i: exactStart, history };
-  let x = tf.tensor1d(exactVE(sigmas[0], sigmas[exactStart]));
+  let x: tf.Tensor = tf.tensor1d(exactVE(sigmas[0], sigmas[exactStart]));
   for (let i = exactStart; i < n; i++) {
     const out = solver.step({ denoiser: gaussianDenoiser, sigmas }, state, x);
     out.denoised.dispose();
