@@ -8,11 +8,12 @@
  *   x̂    = x − δ(0.625f + 0.75f₋₁ − 0.375f₋₂)
  *   skip → pred_m_m_1 = L(n+1) (Lagrange over x0 nodes)  |  convert_model_output(ψ̂, x̂, σ_{n+1})
  *
- * The update formulas are diffusers v0.31 `dpm_solver_first_order_update` /
- * `multistep_dpm_solver_{second,third}_order_update` for dpmsolver++ (λ = log α − log σ, h = λ_t − λ_s); at the
- * final σ = 0 the first-order update's limit x_N = x0 is taken explicitly (spec §3.7).
+ * The update is lib/solvers' `dpmSolverPlusPlusUpdate` (diffusers v0.31 `dpm_solver_first_order_update` /
+ * `multistep_dpm_solver_{second,third}_order_update`, dpmsolver++) in VP coordinates; the order follows the
+ * scheduler's own `lower_order_nums` bookkeeping, which skipped steps do not change (spec §3.7).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { dpmSolverPlusPlusUpdate } from '../solvers';
 import { PredictionType, momentumMap, predictNextVP, vpDrift } from './criterion';
 import { VpDiscreteSchedule } from './euler';
 import { evaluateLagrangeNodes, pushLagrangeNode } from './lagrange';
@@ -38,46 +39,10 @@ export function alphaSigmaOf(sigma: number): { alpha: number; s: number } {
   return { alpha, s: sigma * alpha };
 }
 
-/** λ = log α − log s (+∞ at σ = 0). */
-function lambdaOf(sigma: number): number {
-  const { alpha, s } = alphaSigmaOf(sigma);
-  return Math.log(alpha) - Math.log(s);
-}
-
-/** convert_model_output for dpmsolver++: the data prediction x0 at σ. */
+/** convert_model_output for dpmsolver++: the data prediction x0 at σ (eps: (x − sψ̂)/α ; v: αx − sψ̂). */
 export function dpmDataPrediction(pred: PredictionType, modelOutput: tf.Tensor, x: tf.Tensor, sigma: number): tf.Tensor {
   const { alpha, s } = alphaSigmaOf(sigma);
   return tf.tidy(() => (pred === 'epsilon' ? tf.div(tf.sub(x, tf.mul(modelOutput, s)), alpha) : tf.sub(tf.mul(x, alpha), tf.mul(modelOutput, s))));
-}
-
-/**
- * One DPM-Solver++ multistep update from σ_n to σ_{n+1}. `history` = data predictions [.., x0_{n−1}, x0_n]
- * (newest last), `order` = 1..3 (the caller applies the lower-order rules).
- */
-export function dpmSolverPlusPlusUpdate(x: tf.Tensor, history: readonly tf.Tensor[], sigmas: readonly number[], n: number, order: 1 | 2 | 3): tf.Tensor {
-  const sigT = sigmas[n + 1];
-  const { alpha: alphaT } = alphaSigmaOf(sigT);
-  const m0 = history[history.length - 1];
-  if (sigT === 0) return m0.clone(); // lim σ_t→0 of the first-order update: x_t = x0 (e^{−h} → 0, s_t/s_s → 0)
-  const lamT = lambdaOf(sigT);
-  const lamS0 = lambdaOf(sigmas[n]);
-  const h = lamT - lamS0;
-  const ratio = alphaSigmaOf(sigT).s / alphaSigmaOf(sigmas[n]).s;
-  const em1 = Math.exp(-h) - 1;
-  return tf.tidy(() => {
-    const base = tf.sub(tf.mul(x, ratio), tf.mul(m0, alphaT * em1)); // (s_t/s_s)x − α_t(e^{−h}−1)D0
-    if (order === 1) return base;
-    const m1 = history[history.length - 2];
-    const r0 = (lamS0 - lambdaOf(sigmas[n - 1])) / h;
-    const D1_0 = tf.mul(tf.sub(m0, m1), 1 / r0);
-    if (order === 2) return tf.sub(base, tf.mul(D1_0, 0.5 * alphaT * em1)); // midpoint: − ½α_t(e^{−h}−1)D1
-    const m2 = history[history.length - 3];
-    const r1 = (lambdaOf(sigmas[n - 1]) - lambdaOf(sigmas[n - 2])) / h;
-    const D1_1 = tf.mul(tf.sub(m1, m2), 1 / r1);
-    const D1 = tf.add(D1_0, tf.mul(tf.sub(D1_0, D1_1), r0 / (r0 + r1)));
-    const D2 = tf.mul(tf.sub(D1_0, D1_1), 1 / (r0 + r1));
-    return tf.sub(tf.add(base, tf.mul(D1, alphaT * (em1 / h + 1))), tf.mul(D2, alphaT * ((em1 + h) / (h * h) - 0.5)));
-  });
 }
 
 export function dpmSadaVariant(schedule: VpDiscreteSchedule, opts: DpmSolverOptions): SadaVariant {
@@ -108,7 +73,11 @@ export function dpmSadaVariant(schedule: VpDiscreteSchedule, opts: DpmSolverOpti
       const modelOutputs = [...solver.modelOutputs.slice(1), x0];
       const lon = solver.lowerOrderNums;
       const useOrder: 1 | 2 | 3 = order === 1 || lon < 1 || lowerOrderFinal ? 1 : order === 2 || lon < 2 || lowerOrderSecond ? 2 : 3;
-      const prev = dpmSolverPlusPlusUpdate(x, modelOutputs as tf.Tensor[], sig, n, useOrder);
+      // The DPM-Solver++ update of lib/solvers in diffusers' VP sample coordinates; model_outputs newest first.
+      const prev = dpmSolverPlusPlusUpdate({
+        x, sigma: sig[n], sigmaNext: sig[n + 1], order: useOrder, space: 'vp', sigmasPrev: sig.slice(Math.max(0, n - 2), n).reverse(),
+        denoised: (modelOutputs.slice().reverse().filter((m) => m !== null) as tf.Tensor[]),
+      });
       state = { ...state, solver: { kind: 'dpm', modelOutputs, lowerOrderNums: Math.min(lon + 1, order) } };
       const f = vpDrift(opts.predictionType, psi, x, betaN, N, sN, sqrtAlphaBar);
 

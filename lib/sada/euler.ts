@@ -12,6 +12,7 @@
  * float32 arithmetic (the demos ran fp16 without up-casting, §7 #3).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { eulerUpdate } from '../solvers';
 import { PredictionType, momentumMap, predictNextVP, vpDrift } from './criterion';
 import { evaluateLagrangeNodes, pushLagrangeNode } from './lagrange';
 import { SadaState } from './state';
@@ -75,7 +76,7 @@ export function eulerSadaVariant(schedule: VpDiscreteSchedule, predictionType: P
         state = { ...state, lagrange: pushed.nodes };
       }
       // Euler step: x_{n+1} = x + (x − x0)/σ · (σ_{n+1} − σ).
-      const prev = tf.tidy(() => tf.add(x, tf.mul(tf.div(tf.sub(x, x0), sigma), sigmaNext - sigma)));
+      const prev = eulerUpdate(x, x0, sigma, sigmaNext);
       const f = tf.tidy(() => vpDrift(predictionType, psi, tf.mul(x, alphaN), betaN, N, sN, alphaN));
 
       let outcome = null;

@@ -55,7 +55,7 @@ export interface SadaOptions {
 export interface SadaResult {
   /** Final sample (caller owns it). */
   readonly x: tf.Tensor;
-  /** Denoiser calls (per sample in per-sample mode: NFE of each row). */
+  /** Denoiser evaluations (Heun: 2 per computed step; per-sample mode: NFE of each row). */
   readonly nfe: number | number[];
   /** Steps whose denoiser call was skipped. */
   readonly skippedSteps: number[] | number[][];
@@ -115,10 +115,19 @@ export async function sadaSamplerStep(input: SadaSamplerStepInput): Promise<Sada
       throw new Error(`SADA denoiser returned shape [${modelOutput.shape.join(', ')}], expected the latent shape [${x.shape.join(', ')}]`);
     state = { ...state, cachedOutput: modelOutput };
   }
-  const out = variant.step({ state, x, n, modelOutput, cfg, options: stepOptions });
+  let extraCalls = 0;
+  const evaluate = async (xe: tf.Tensor, sigma: number): Promise<tf.Tensor> => {
+    extraCalls++;
+    return denoiser(xe, {
+      n, t: variant.timesteps[n], sigma, tokenPolicy: 'none', temporalScore: state0.temporalScore, lastSkipStep: state0.lastSkipStep,
+      rows: Array.from({ length: xe.shape[0] ?? 1 }, (_, i) => i),
+    });
+  };
+  const out = await variant.step({ state, x, n, modelOutput, cfg, options: stepOptions, evaluate });
   const newState: SadaState = { ...out.state, step: n + 1 };
   const record: SadaStepRecord = {
-    n, t: variant.timesteps[n], sigma: variant.sigmas[n], skipFlagAtEntry: state0.skipThisStep, denoiserCalled: !skipped, tokenPolicy: policy,
+    n, t: variant.timesteps[n], sigma: variant.sigmas[n], skipFlagAtEntry: state0.skipThisStep, denoiserCalled: !skipped,
+    denoiserEvaluations: (skipped ? 0 : 1) + extraCalls, tokenPolicy: policy,
     usedExtrapolation: out.usedExtrapolation, momentumMean: out.momentumMean, momentumDegenerate: out.momentumDegenerate,
     skipNext: out.decision?.skipNext ?? false, skipKind: out.decision?.kind ?? null, consSkip: newState.consSkip, forced: out.forced,
     lagrangeNodes: newState.lagrange.steps, temporalScoreUpdated: out.temporalScoreUpdated,
@@ -161,7 +170,7 @@ export async function sadaSample(variant: SadaVariant, denoiser: SadaDenoiser, x
       x = out.x;
       state = out.state;
       records.push(out.record);
-      if (out.record.denoiserCalled) calls++;
+      calls += out.record.denoiserEvaluations;
     }
   } finally {
     disposeSadaState(state);
@@ -198,9 +207,15 @@ async function sadaSamplePerSample(variant: SadaVariant, denoiser: SadaDenoiser,
       const next: tf.Tensor[] = [];
       for (let b = 0; b < B; b++) {
         const k = rows.indexOf(b);
-        const rowDenoiser: SadaDenoiser = () => {
-          if (k < 0) throw new Error('SADA per-sample: internal error (denoiser asked for a skipped row)');
-          return outputs[k];
+        let firstServed = false;
+        // The step's first evaluation comes from the shared batched call; extra evaluations (Heun) run per row.
+        const rowDenoiser: SadaDenoiser = (xIn, ctx) => {
+          if (!firstServed && k >= 0) {
+            firstServed = true;
+            return outputs[k];
+          }
+          invocations++;
+          return denoiser(xIn, { ...ctx, rows: [b] });
         };
         const out = await sadaSamplerStep({ variant, config: cfg, state: states[b], x: xs[b], denoiser: rowDenoiser, stepOptions, onStep: options.onStep ? (r, t) => options.onStep?.(r, t, b) : undefined });
         states[b] = out.state;
@@ -218,5 +233,5 @@ async function sadaSamplePerSample(variant: SadaVariant, denoiser: SadaDenoiser,
   const skipped = records.map((rs) => rs.filter((r) => !r.denoiserCalled).map((r) => r.n));
   const paths = states.map((s) => [...s.skippingPath]);
   states = [];
-  return { x, nfe: records.map((rs) => rs.filter((r) => r.denoiserCalled).length), skippedSteps: skipped, skippingPath: paths, records, denoiserInvocations: invocations };
+  return { x, nfe: records.map((rs) => rs.reduce((a, r) => a + r.denoiserEvaluations, 0)), skippedSteps: skipped, skippingPath: paths, records, denoiserInvocations: invocations };
 }

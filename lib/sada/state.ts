@@ -86,6 +86,8 @@ export interface SadaStepRecord {
   readonly skipFlagAtEntry: boolean;
   /** The denoiser ran (false: its cached output was reused). */
   readonly denoiserCalled: boolean;
+  /** Denoiser evaluations in this step (0 when skipped; Heun: 2 except into σ = 0). */
+  readonly denoiserEvaluations: number;
   /** Token policy of the pruned level for this call (null when the denoiser did not run). */
   readonly tokenPolicy: TokenPolicy | null;
   /** UNet variants: the scheduler used `pred_m_m_1`; flow: the velocity was extrapolated. */

@@ -30,6 +30,8 @@ export interface VariantStepInput {
   readonly modelOutput: tf.Tensor;
   readonly cfg: ResolvedSadaConfig;
   readonly options: SadaStepOptions;
+  /** Extra denoiser evaluation inside the step (Heun's corrector), same output convention as the step's. */
+  readonly evaluate: (x: tf.Tensor, sigma: number) => Promise<tf.Tensor>;
 }
 
 export interface VariantStepOutput {
@@ -44,6 +46,8 @@ export interface VariantStepOutput {
   readonly forced: boolean;
   readonly temporalScoreUpdated: boolean;
   readonly tokenMomentum: Float32Array | null;
+  /** Denoiser evaluations made through `evaluate` (Heun's second evaluation); 0 if absent. */
+  readonly extraEvaluations?: number;
   /** Intermediate tensors the caller may show in callbacks and must dispose (not referenced by the state). */
   readonly scratch: readonly tf.Tensor[];
 }
@@ -60,7 +64,7 @@ export interface SadaVariant {
   /** The denoiser input at step n (Euler: x/√(σ²+1); others: x itself, returned as is). */
   scaleModelInput(x: tf.Tensor, n: number): tf.Tensor;
   initialSolverState(): SadaSolverState;
-  step(input: VariantStepInput): VariantStepOutput;
+  step(input: VariantStepInput): VariantStepOutput | Promise<VariantStepOutput>;
 }
 
 export interface CriterionOutcome {
