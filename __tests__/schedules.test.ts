@@ -194,7 +194,9 @@ describe('flow-matching sigmas', () => {
 });
 
 describeReference('schedules vs stored diffusers / k-diffusion schedules', ['schedulers'], (dir) => {
-  const runs: string[] = JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')).runs;
+  // (the body is also collected when the folder is missing and the describe is skipped: read nothing then)
+  const index = path.join(dir, 'index.json');
+  const runs: string[] = fs.existsSync(index) ? JSON.parse(fs.readFileSync(index, 'utf8')).runs : [];
   const read = (run: string, f: string) => JSON.parse(fs.readFileSync(path.join(dir, run, f), 'utf8'));
   for (const run of runs.filter((r) => !r.startsWith('kdiff'))) {
     it(run, () => {

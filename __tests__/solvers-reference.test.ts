@@ -14,7 +14,8 @@ import { describeReference } from './helpers/reference';
 describeReference('scheduler reference runs', ['schedulers'], (dir) => {
   useBackend();
   const listed: string[] = fs.existsSync(path.join(dir, 'index.json')) ? JSON.parse(fs.readFileSync(path.join(dir, 'index.json'), 'utf8')).runs : [];
-  const folders = findCaseFolders(dir);
+  // (the body is also collected when the folder is missing and the describe is skipped: read nothing then)
+  const folders = fs.existsSync(dir) ? findCaseFolders(dir) : [];
 
   it('finds every run listed in index.json', () => {
     expect(folders.map((f) => path.basename(f)).sort()).toEqual([...listed].sort());
