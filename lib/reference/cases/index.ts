@@ -9,6 +9,7 @@ import { SADA_CHECKER } from './sada';
 import { torchRandnChecker } from './random';
 import { t5TokenizerChecker } from './t5-tokenizer';
 import { SCHEDULERS_CHECKER } from './schedulers';
+import { CLAP_TEXT_CHECKER, HIFIGAN_VOCODER_CHECKER, MUSICLDM_MEL_CHECKER } from './audio';
 
 export const CHECKERS: readonly CaseChecker[] = [
   UNET_CHECKER,
@@ -21,4 +22,7 @@ export const CHECKERS: readonly CaseChecker[] = [
   torchRandnChecker,
   t5TokenizerChecker,
   SCHEDULERS_CHECKER,
+  CLAP_TEXT_CHECKER,
+  HIFIGAN_VOCODER_CHECKER,
+  MUSICLDM_MEL_CHECKER,
 ];
