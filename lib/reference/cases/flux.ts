@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { HostTensor } from '../../io/safetensors';
+import { FluxLoadMode, latentImageIds, loadFluxTransformerFromFiles, packLatents, parseFluxConfig, unpackLatents } from '../../models/flux';
 import { loadT5EncoderFromFiles } from '../../models/t5';
 import { CaseChecker, ReferenceCase } from '../case';
 import { Comparison, NETWORK_TOL, compareClose, compareExact, compareFlag } from '../compare';
@@ -74,4 +75,68 @@ export const T5_ENCODER_CHECKER: CaseChecker = {
       model.dispose();
     }
   },
+};
+
+function scalarInput(c: ReferenceCase, name: string): number {
+  const t = c.input(name);
+  if (t.data.length !== 1) throw new Error(`${c.file('inputs.safetensors')}: '${name}' should hold one value, has shape [${t.shape.join(', ')}]`);
+  return t.data[0];
+}
+
+/** NCHW host tensor -> NHWC tf tensor. */
+function nchwToNhwc(t: HostTensor): tf.Tensor4D {
+  return tf.tidy(() => tf.transpose(tf.tensor4d(t.data as Float32Array, t.shape as [number, number, number, number]), [0, 2, 3, 1]));
+}
+
+/** NHWC tf tensor -> NCHW host copy. */
+function nhwcToNchwHost(t: tf.Tensor4D): Computed {
+  const [B, H, W, C] = t.shape;
+  return { shape: [B, C, H, W], data: tf.tidy(() => tf.transpose(t, [0, 3, 1, 2])).dataSync() as Float32Array };
+}
+
+/**
+ * Runs a Flux case with the transformer loaded in `mode`, comparing every stored output; also checks the packing
+ * of `latents_unpacked` and the image ids against the stored inputs (exact / NETWORK_TOL).
+ */
+export async function runFluxCase(c: ReferenceCase, report: (cmp: Comparison) => void, mode: FluxLoadMode = 'resident'): Promise<void> {
+  const cfg = parseFluxConfig(c.upstreamConfig(), c.file('config.json'));
+  const model = loadFluxTransformerFromFiles([c.file('weights.safetensors')], cfg, mode);
+  const computed = new Map<string, Computed>();
+  try {
+    tf.tidy(() => {
+      const packedIn = c.input('hidden_states');
+      const S = packedIn.shape[1];
+      const imgIds = c.input('img_ids');
+      const txtIds = c.input('txt_ids');
+      let latentH = 0;
+      let latentW = 0;
+      if (c.inputs().has('latents_unpacked')) {
+        const lat = nchwToNhwc(c.input('latents_unpacked'));
+        [latentH, latentW] = [lat.shape[1], lat.shape[2]];
+        report(compareStored('inputs: hidden_states = packLatents(latents_unpacked)', packedIn, hostOf(packLatents(lat))));
+        report(compareStored('inputs: img_ids = latentImageIds(H/2, W/2)', imgIds, { shape: [S, 3], data: latentImageIds(latentH / 2, latentW / 2), exact: true }));
+      }
+      const sample = model.forward({
+        hiddenStates: tf.tensor3d(packedIn.data as Float32Array, packedIn.shape as [number, number, number]),
+        encoderHiddenStates: tf.tensor3d(c.input('encoder_hidden_states').data as Float32Array, c.input('encoder_hidden_states').shape as [number, number, number]),
+        pooledProjections: tf.tensor2d(c.input('pooled_projections').data as Float32Array, c.input('pooled_projections').shape as [number, number]),
+        timestep: scalarInput(c, 'timestep'),
+        guidance: c.inputs().has('guidance') ? scalarInput(c, 'guidance') : null,
+        imgIds: { rows: imgIds.shape[0], data: imgIds.data },
+        txtIds: { rows: txtIds.shape[0], data: txtIds.data },
+        onIntermediate: (name, t) => computed.set(`intermediate.${name}`, hostOf(t)),
+      });
+      computed.set('sample', hostOf(sample));
+      if (latentH > 0) computed.set('unpacked_sample', nhwcToNchwHost(unpackLatents(sample, latentH, latentW)));
+    });
+    reportAll(c, computed, report);
+  } finally {
+    model.dispose();
+  }
+}
+
+export const FLUX_CHECKER: CaseChecker = {
+  id: 'diffusers-flux-transformer',
+  matches: (c) => c.config.case.upstream_class === 'diffusers.FluxTransformer2DModel',
+  run: (c, report) => runFluxCase(c, report, 'resident'),
 };

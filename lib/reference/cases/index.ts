@@ -10,6 +10,7 @@ import { torchRandnChecker } from './random';
 import { t5TokenizerChecker } from './t5-tokenizer';
 import { SCHEDULERS_CHECKER } from './schedulers';
 import { CLAP_TEXT_CHECKER, HIFIGAN_VOCODER_CHECKER, MUSICLDM_MEL_CHECKER } from './audio';
+import { T5_ENCODER_CHECKER, FLUX_CHECKER } from './flux';
 
 export const CHECKERS: readonly CaseChecker[] = [
   UNET_CHECKER,
@@ -25,4 +26,6 @@ export const CHECKERS: readonly CaseChecker[] = [
   CLAP_TEXT_CHECKER,
   HIFIGAN_VOCODER_CHECKER,
   MUSICLDM_MEL_CHECKER,
+  T5_ENCODER_CHECKER,
+  FLUX_CHECKER,
 ];
