@@ -12,7 +12,8 @@
  *
  *   VarBuilder.fromFolder(dir, {weightsFile?})          component folder
  *   VarBuilder.fromFiles(paths, config?)               one or more .safetensors files (keys must not repeat)
- *   VarBuilder.fromHostTensors(map, config?)           in-memory tensors (tests, synthetic weights)
+ *   VarBuilder.fromHostTensors(map, config?)           in-memory tensors (tests)
+ *   VarBuilder.synthetic({seed, std, config})          deterministic random weights for any requested key (benchmarks)
  *   vb.pp(name | index)                                path prefix, joined with '.'
  *   vb.key(name)                                       the full upstream key
  *   vb.has(name)                                       whether the key exists (does not mark it used)
@@ -116,6 +117,43 @@ class FilesSource implements WeightSource {
     if (!f) throw new Error(`${this.description}: no tensor '${name}'`);
     return f;
   }
+}
+
+/**
+ * Deterministic pseudo-random weights for any requested key and shape (benchmarks, architecture tests without
+ * checkpoints; tinygrad's --fakeweights). Values: uniform in [−std·√3, std·√3] (variance std²), seeded per key.
+ */
+class SyntheticSource implements WeightSource {
+  readonly description = 'synthetic weights';
+  private readonly shapes = new Map<string, readonly number[]>();
+  constructor(private readonly seed: number, private readonly std: number) {}
+  names(): string[] {
+    return [...this.shapes.keys()];
+  }
+  has(_name: string): boolean {
+    return true;
+  }
+  /** Any shape is accepted: the first request defines it. */
+  shape(name: string): readonly number[] {
+    return this.shapes.get(name) ?? [];
+  }
+  expect(name: string, shape: readonly number[]): void {
+    this.shapes.set(name, shape);
+  }
+  read(name: string): HostTensor {
+    const shape = [...(this.shapes.get(name) ?? [])];
+    const n = shape.reduce((a, b) => a * b, 1);
+    let h = this.seed >>> 0;
+    for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 2654435761) >>> 0;
+    const data = new Float32Array(n);
+    const a = this.std * Math.sqrt(3);
+    for (let i = 0; i < n; i++) {
+      h = (Math.imul(h, 1664525) + 1013904223) >>> 0;
+      data[i] = (h / 2 ** 32) * 2 * a - a;
+    }
+    return { dtype: 'float32', shape, data };
+  }
+  close(): void {}
 }
 
 class MapSource implements WeightSource {
@@ -241,6 +279,11 @@ export class VarBuilder {
     return new VarBuilder(new LoadSession(new FilesSource(paths)), '', config);
   }
 
+  /** Pseudo-random weights (variance std², deterministic per key and seed) for whatever the model requests. */
+  static synthetic(opts: { seed?: number; std?: number; config?: Record<string, unknown> } = {}): VarBuilder {
+    return new VarBuilder(new LoadSession(new SyntheticSource(opts.seed ?? 0, opts.std ?? 0.02)), '', opts.config ?? {});
+  }
+
   static fromHostTensors(tensors: ReadonlyMap<string, HostTensor> | Record<string, HostTensor>, config: Record<string, unknown> = {}): VarBuilder {
     const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
     return new VarBuilder(new LoadSession(new MapSource(map)), '', config);
@@ -265,6 +308,7 @@ export class VarBuilder {
     if (s.finished) throw new Error(`VarBuilder: get('${this.key(name)}') after finish()`);
     const key = this.key(name);
     checkLayoutShape(key, upstreamShape, layout);
+    if (s.source instanceof SyntheticSource) s.source.expect(key, upstreamShape);
     const shape = convertedShape(upstreamShape, layout);
     const zeros = (): HostArray => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
     if (!s.source.has(key)) {

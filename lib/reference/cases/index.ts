@@ -4,6 +4,7 @@
  */
 import { CaseChecker } from '../case';
 import { UNET_CHECKER, VAE_CHECKER, CONTROLNET_CHECKER } from './networks';
+import { SADA_UNET_CHECKER } from './sada-unet';
 import { CLIP_TOKENIZER_CHECKER, CLIP_TEXT_CHECKER, ROBERTA_TOKENIZER_CHECKER } from './text';
 import { SADA_CHECKER } from './sada';
 import { torchRandnChecker } from './random';
@@ -16,6 +17,7 @@ export const CHECKERS: readonly CaseChecker[] = [
   UNET_CHECKER,
   VAE_CHECKER,
   CONTROLNET_CHECKER,
+  SADA_UNET_CHECKER,
   CLIP_TOKENIZER_CHECKER,
   CLIP_TEXT_CHECKER,
   ROBERTA_TOKENIZER_CHECKER,
