@@ -132,6 +132,19 @@ describe('diffusers schedules (sada-spec §2.1 table)', () => {
     s.timesteps.forEach((t) => expect(Number.isInteger(t)).toBe(true));
   });
 
+  it('Karras Euler schedule: Karras sigmas between the interpolated end points, fractional timesteps', () => {
+    const plain = eulerDiscreteSchedule(parseEulerDiscreteConfig(SD_EULER_JSON), 25);
+    const s = eulerDiscreteSchedule(parseEulerDiscreteConfig({ ...SD_EULER_JSON, use_karras_sigmas: true }), 25);
+    expect(s.sigmas[0]).toBeCloseTo(plain.sigmas[0], 4);
+    expect(s.sigmas[24]).toBeCloseTo(plain.sigmas[24], 6);
+    expect(s.sigmas[25]).toBe(0);
+    const inv = s.sigmas.slice(0, 25).map((x) => x ** (1 / 7));
+    for (let i = 2; i < 25; i++) expect(inv[i] - inv[i - 1]).toBeCloseTo(inv[1] - inv[0], 5);
+    const tr = trainingSigmas(SD_BETAS);
+    s.timesteps.forEach((t, i) => expect(sigmaAtTimestep(tr, t)).toBeCloseTo(s.sigmas[i], 2));
+    expect(s.timesteps.some((t) => !Number.isInteger(t))).toBe(true);
+  });
+
   it('maps σ back to the exact schedule timestep, and interpolates others', () => {
     const s = eulerDiscreteSchedule(parseEulerDiscreteConfig(SD_EULER_JSON), 50);
     const tOf = timestepForSigma(s);

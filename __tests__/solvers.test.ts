@@ -158,6 +158,22 @@ describe('sampling loops', () => {
     x.dispose();
   });
 
+  it('a denoiser that throws mid-run propagates without leaking', () => {
+    const x = tf.ones([3]);
+    const before = tf.memory().numTensors;
+    let calls = 0;
+    const failing: Denoiser = (xx, s) => {
+      if (++calls === 4) throw new Error('network failed');
+      return denoiser(xx, s);
+    };
+    for (const solver of [HEUN, dpmSolverPlusPlus({ order: 3 })]) {
+      calls = 0;
+      expect(() => sample(solver, failing, x, sigmas)).toThrow('network failed');
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    x.dispose();
+  });
+
   it('k-diffusion 2M equals diffusers 2M when the schedule ends at 0', () => {
     const x = tf.randomNormal([5], 0, 10, 'float32', 8);
     const a = sampleDpmpp2m(denoiser, x, sigmas);

@@ -126,7 +126,7 @@ function veGmmDenoiser(g: Gmm): Denoiser {
 class Steps {
   readonly rows: Float32Array[] = [];
   push(t: tf.Tensor): void {
-    this.rows.push(t.dataSync() as Float32Array);
+    this.rows.push(Float32Array.from(t.dataSync()));
   }
 }
 
@@ -340,8 +340,14 @@ function runKarrasSigmas(c: ReferenceCase, report: Report): void {
 
 type Kind = 'euler' | 'dpm' | 'flow' | 'kdiff-sampler' | 'kdiff-karras';
 
+/**
+ * A scheduler run names the scheduler class as the producing upstream class (`case.upstream_class`
+ * 'diffusers.EulerDiscreteScheduler', ...). SADA runs (sada/, sada-unet/) carry the same scheduler configs but no
+ * such `upstream_class`: they belong to the SADA checkers.
+ */
 function kindOf(c: ReferenceCase): Kind | null {
-  const cls = (c.config._class_name as string | undefined) ?? String(c.config.case.upstream_class ?? '').replace(/^diffusers\./, '');
+  const upstream = c.config.case.upstream_class;
+  const cls = typeof upstream === 'string' && upstream.startsWith('diffusers.') ? upstream.slice('diffusers.'.length) : null;
   if (cls === 'EulerDiscreteScheduler') return 'euler';
   if (cls === 'DPMSolverMultistepScheduler') return 'dpm';
   if (cls === 'FlowMatchEulerDiscreteScheduler') return 'flow';
@@ -353,8 +359,7 @@ function kindOf(c: ReferenceCase): Kind | null {
 
 export const SCHEDULERS_CHECKER: CaseChecker = {
   id: 'schedulers',
-  // SADA cases (case.name 'sada/...') carry the same scheduler configs: they belong to the SADA checker.
-  matches: (c) => kindOf(c) !== null && !String(c.config.case.name ?? '').startsWith('sada/'),
+  matches: (c) => kindOf(c) !== null,
   async run(c, report) {
     const kind = kindOf(c);
     switch (kind) {
