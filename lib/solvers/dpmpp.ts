@@ -18,14 +18,14 @@
  * `space: 'vp'` (diffusers' sample, c = 1/sqrt(1 + σ²)) reproduces `DPMSolverMultistepScheduler.step` on its own
  * sample. When σ_{i+1} = 0, λ_{i+1} = ∞ and every order reduces to x_{i+1} = m_i (taken explicitly, no 0·∞).
  *
- * Third order is only second order upstream. With D₂ as defined, D₂ = h²·m''/2 + O(h³) (m as a function of λ), while
+ * Upstream's third-order update converges with order 2. With D₂ as defined, D₂ = h²·m''/2 + O(h³) (m as a function of λ), while
  * integrating the quadratic Taylor term exactly gives the coefficient α_{i+1}·(1 − 2(e^{−h} − 1 + h)/h²) =
  * −2·α_{i+1}·φ₃ (φ₃ = (e^{−h} − 1 + h)/h² − ½), twice the −α_{i+1}·φ₃ that diffusers 0.31 and the original DPM-Solver
  * code (`multistep_dpm_solver_third_update`) use. The local error is then O(h³), so the method converges with order 2
  * (a smaller constant than 2M); measured in __tests__/stability.test.ts. `thirdOrderD2: 'taylor'` uses −2·α·φ₃ and is
  * third order; the default `'diffusers'` reproduces the reference vectors.
  *
- * Order schedule (diffusers 0.31 `DPMSolverMultistepScheduler.step`): order min(k, steps taken + 1) — the warm-up —;
+ * Order schedule (diffusers 0.31 `DPMSolverMultistepScheduler.step`): order min(k, steps taken + 1) (the warm-up);
  * first order on a step that ends at σ = 0 (final_sigmas_type "zero", also k-diffusion `sample_dpmpp_2m`);
  * with `lowerOrderFinal` and fewer than 15 steps, first order on the last step and at most second order on the
  * second-to-last; `eulerAtFinal` forces first order on the last step.
