@@ -77,7 +77,8 @@ export interface FluxForwardArgs {
   /** Debug values named as diffusers' modules: x_embedder, context_embedder, time_text_embed, pos_embed.0/.1,
    *  transformer_blocks.i.0 (text) / .1 (image), single_transformer_blocks.i, norm_out. Disposed after the call. */
   readonly onIntermediate?: (name: string, t: tf.Tensor) => void;
-  /** Progress: called after each block with its kind, index and the block count of that kind. */
+  /** Progress: called when block `index` of `kind` has run, while its weights are still loaded (in block-by-block
+   *  mode this is the moment of peak device memory), with the block count of that kind. */
   readonly onBlock?: (kind: 'double' | 'single', index: number, count: number) => void;
 }
 
@@ -171,24 +172,30 @@ export class FluxTransformer2DModel {
         sink('pos_embed.1', rope.sin);
       }
       for (let i = 0; i < cfg.numLayers; i++) {
-        const out = this.blocks.withDoubleBlock(i, (b) => b.forward(x, c, temb, rope));
+        const out = this.blocks.withDoubleBlock(i, (b) => {
+          const o = b.forward(x, c, temb, rope);
+          args.onBlock?.('double', i, cfg.numLayers);
+          return o;
+        });
         tf.dispose([x, c]);
         x = out.x;
         c = out.ctx;
         sink?.(`transformer_blocks.${i}.0`, c);
         sink?.(`transformer_blocks.${i}.1`, x);
-        args.onBlock?.('double', i, cfg.numLayers);
       }
       let h: tf.Tensor3D = tf.concat([c, x], 1); // [B, T + S, C], text first
       tf.dispose([x, c]);
       x = c = h; // disposed once below via h
       for (let i = 0; i < cfg.numSingleLayers; i++) {
-        const next = this.blocks.withSingleBlock(i, (b) => b.forward(h, temb, rope));
+        const next = this.blocks.withSingleBlock(i, (b) => {
+          const o = b.forward(h, temb, rope);
+          args.onBlock?.('single', i, cfg.numSingleLayers);
+          return o;
+        });
         h.dispose();
         h = next;
         x = c = h;
         sink?.(`single_transformer_blocks.${i}`, h);
-        args.onBlock?.('single', i, cfg.numSingleLayers);
       }
       return tf.tidy(() => {
         const C = fluxInnerDim(cfg);
