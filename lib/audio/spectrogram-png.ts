@@ -49,7 +49,9 @@ export function melTensorImage(mel: tf.Tensor, index = 0, opts: MelImageOptions 
   }
   const [B, frames, bins] = mel.shape;
   if (!(index >= 0 && index < B)) throw new Error(`melTensorImage: index ${index} is outside the batch of ${B}`);
-  const values = tf.tidy(() => tf.reshape(tf.slice(tf.reshape(mel, [B, frames, bins]), [index, 0, 0], [1, frames, bins]), [frames * bins])).dataSync();
+  const item = tf.tidy(() => tf.slice(tf.reshape(mel, [B, frames, bins]), [index, 0, 0], [1, frames, bins]));
+  const values = item.dataSync();
+  item.dispose();
   return melSpectrogramImage(values, frames, bins, opts);
 }
 

@@ -7,7 +7,7 @@
  *   ["fact" <4> frames]                      (non-PCM formats only)
  *   "data" <bytes> interleaved little-endian samples
  *
- * 'pcm16': x clipped to [−1, 1], round(x·32767) as int16 (what most players expect). 'float32': the samples
+ * 'pcm16': x clipped to [−1, 1], round(x·32767) (halves away from zero) as int16 (what most players expect). 'float32': the samples
  * unchanged (what scipy.io.wavfile.write writes for the pipeline's float32 audio).
  */
 import * as fs from 'fs';
@@ -64,7 +64,8 @@ export function encodeWav(channels: Float32Array | readonly Float32Array[], samp
         o += 4;
       } else {
         const clipped = Number.isNaN(x) ? 0 : Math.max(-1, Math.min(1, x));
-        buf.writeInt16LE(Math.round(clipped * INT16_MAX), o);
+        const v = clipped * INT16_MAX;
+        buf.writeInt16LE(Math.sign(v) * Math.round(Math.abs(v)), o); // halves away from zero: symmetric for ±x
         o += 2;
       }
     }
