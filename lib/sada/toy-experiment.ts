@@ -15,6 +15,7 @@ import { FLUX_SADA, SD2_SADA, SadaConfig, scaleSadaConfig } from './config';
 import { sadaVariantFromSchedulerConfig } from './from-config';
 import { kdiffusionSadaVariant } from './ksampler';
 import { sadaSample } from './sampler';
+import { SadaStepRecord } from './state';
 import { ElementwiseGmm, GmmOutput, gmmExactTrajectory, gmmSadaDenoiser, makeToyGmm } from './toy-gmm';
 import { SadaVariant } from './variant';
 
@@ -41,6 +42,8 @@ export interface ToyRun {
   readonly nfeBaseline: number;
   readonly nfeSada: number;
   readonly skippedSteps: number[];
+  /** Per skipped step: which branch of the rule skipped it. */
+  readonly skipKinds: ('momentum' | 'lagrange')[];
   /** m_n per step (null before n = 2). */
   readonly momentum: (number | null)[];
   /** Relative RMS error ‖a − b‖/‖b‖ of the final samples. */
@@ -119,7 +122,8 @@ export async function runToyComparison(solver: ToySolver, steps: number, opts: {
     };
     return {
       solver, steps, config, nfeBaseline: base.res.nfe as number, nfeSada: sada.res.nfe as number, skippedSteps: sada.res.skippedSteps as number[],
-      momentum: (sada.res.records as { momentumMean: number | null }[]).map((r) => r.momentumMean),
+      skipKinds: (sada.res.records as SadaStepRecord[]).filter((r) => r.skipNext).map((r) => r.skipKind ?? 'momentum'),
+      momentum: (sada.res.records as SadaStepRecord[]).map((r) => r.momentumMean),
       errSadaVsBaseline: perStep.sadaVsBaseline[last], errBaselineVsExact: perStep.baselineVsExact[last], errSadaVsExact: perStep.sadaVsExact[last],
       perStep, seconds: (Date.now() - t0) / 1000,
     };

@@ -22,42 +22,11 @@ import { sadaVariantFromSchedulerConfig } from '../../sada/from-config';
 import { SadaDenoiser, sadaSample } from '../../sada/sampler';
 import { SadaStepRecord } from '../../sada/state';
 import { SadaVariant } from '../../sada/variant';
+import { ElementwiseGmm, gmmPosteriorMean } from '../../sada/toy-gmm';
 
 // ---------------------------------------------------------------------------------------------------------------
-// The analytic model of the README ("Analytic models"), float64 on the host, returned as float32.
-
-interface Gmm {
-  readonly pi: number[];
-  readonly s: number[];
-  /** [K][numel]. */
-  readonly means: Float64Array[];
-}
-
-/** E[x0 | z] for z = a·x0 + b·n, elementwise mixture. */
-function gmmPosteriorMean(g: Gmm, z: ArrayLike<number>, a: number, b: number): Float64Array {
-  const K = g.pi.length;
-  const out = new Float64Array(z.length);
-  const l = new Float64Array(K);
-  for (let i = 0; i < z.length; i++) {
-    let lmax = -Infinity;
-    for (let k = 0; k < K; k++) {
-      const v = a * a * g.s[k] * g.s[k] + b * b;
-      const d = z[i] - a * g.means[k][i];
-      l[k] = Math.log(g.pi[k]) - 0.5 * Math.log(v) - (d * d) / (2 * v);
-      if (l[k] > lmax) lmax = l[k];
-    }
-    let wsum = 0;
-    let acc = 0;
-    for (let k = 0; k < K; k++) {
-      const w = Math.exp(l[k] - lmax);
-      const v = a * a * g.s[k] * g.s[k] + b * b;
-      wsum += w;
-      acc += w * (g.means[k][i] + (a * g.s[k] * g.s[k] * (z[i] - a * g.means[k][i])) / v);
-    }
-    out[i] = acc / wsum;
-  }
-  return out;
-}
+// The analytic model of the README ("Analytic models"): lib/sada/toy-gmm's exact posterior mean (float64), with
+// the reference's σ(t) table and timestep conventions, returned as float32.
 
 /** σ(t) = np.interp(t, arange(T), sqrt((1−ᾱ)/ᾱ)), ᾱ = cumprod(1 − linspace(√β0, √β1, T)²), all float64. */
 function vpSigmaOfT(betaStart: number, betaEnd: number, T: number): (t: number) => number {
@@ -78,13 +47,13 @@ function vpSigmaOfT(betaStart: number, betaEnd: number, T: number): (t: number) 
   };
 }
 
-function gmmFromCase(c: ReferenceCase): Gmm {
+function gmmFromCase(c: ReferenceCase): ElementwiseGmm {
   const model = c.meta<{ model: { gmm: { pi: number[]; s: number[] } } }>().model;
   const means = c.input('gmm_means');
   const K = means.shape[0];
   if (model.gmm.pi.length !== K || model.gmm.s.length !== K) throw new Error(`${c.dir}: meta.model.gmm has ${model.gmm.pi.length} weights for ${K} gmm_means rows`);
   const numel = means.data.length / K;
-  return { pi: model.gmm.pi, s: model.gmm.s, means: Array.from({ length: K }, (_, k) => Float64Array.from(means.data.subarray(k * numel, (k + 1) * numel))) };
+  return { weights: model.gmm.pi, stds: model.gmm.s, means: Array.from({ length: K }, (_, k) => Float64Array.from(means.data.subarray(k * numel, (k + 1) * numel))) };
 }
 
 /** The denoiser of the case: VP ε/v model of the timestep, or the flow velocity at t/1000. */
