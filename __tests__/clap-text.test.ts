@@ -71,13 +71,17 @@ describe('CLAP text encoder', () => {
       const model = loadClapTextModel(dir);
       const before = tf.memory().numTensors;
       for (let i = 0; i < 2; i++) {
-        const o = tf.tidy(() => model.forward(tf.tensor2d([[0, 5, 2, 1]], [1, 4], 'int32'), { outputHiddenStates: true }));
+        const ids = tf.tensor2d([[0, 5, 2, 1]], [1, 4], 'int32');
+        const o = model.forward(ids, { outputHiddenStates: true });
+        ids.dispose();
         expect(o.textEmbeds.shape).toEqual([1, 16]);
         expect(o.hiddenStates!.length).toBe(3);
         disposeClapTextOutput(o);
       }
       expect(tf.memory().numTensors).toBe(before);
-      expect(() => tf.tidy(() => model.forward(tf.tensor2d([[0, 1000]], [1, 2], 'int32')))).toThrow(/input_ids\[0\]\[1\] = 1000 is not a token id in \[0, 1000\)/);
+      const bad = tf.tensor2d([[0, 1000]], [1, 2], 'int32');
+      expect(() => model.forward(bad)).toThrow(/input_ids\[0\]\[1\] = 1000 is not a token id in \[0, 1000\)/);
+      bad.dispose();
       const long = tf.fill([1, 39], 5, 'int32') as tf.Tensor2D; // positions 2..40, but only 40 exist
       expect(() => model.forward(long)).toThrow(/39 non-pad tokens, but the model has only 40 positions/);
       long.dispose();

@@ -45,7 +45,9 @@ describe('MusicLDM post-processing', () => {
       const L = musicLdmLengths(0.1, vocoder.config, vaeScaleFactor(vae.config)); // 10 frames -> 12, 1600 samples
       expect([L.height, L.latentHeight, L.originalWaveformLength]).toEqual([12, 3, 1600]);
       const before = tf.memory().numTensors;
-      const out = tf.tidy(() => latentsToAudio(vae, vocoder, tf.zeros([1, L.latentHeight, L.latentWidth, 8]) as tf.Tensor4D, L.originalWaveformLength));
+      const z = tf.zeros([1, L.latentHeight, L.latentWidth, 8]) as tf.Tensor4D;
+      const out = latentsToAudio(vae, vocoder, z, L.originalWaveformLength);
+      z.dispose();
       expect(out.melSpectrogram.shape).toEqual([1, 12, 16, 1]);
       expect(out.waveform.shape).toEqual([1, L.waveformLength]);
       expect(out.audio.shape).toEqual([1, 1600]);
