@@ -1,5 +1,5 @@
 /**
- * UNet2DConditionModel: golden vectors (unet-sd2, unet-sd15, unet-sdxl: output and every intermediate), strict
+ * UNet2DConditionModel: golden vectors (unet-sd2, unet-sd15, unet-sdxl, unet-musicldm: output and every intermediate), strict
  * loading (missing / unexpected / mis-shaped keys, unsupported config values), tensor leaks over 50 calls with
  * and without token pruning, and the pruning hook's semantics against a direct computation.
  */
@@ -30,7 +30,7 @@ function rand(shape: number[], seed: number): tf.Tensor {
 describe('UNet2DConditionModel', () => {
   useBackend();
 
-  for (const [name, count] of [['unet-sd2', 20], ['unet-sd15', 20], ['unet-sdxl', 22]] as const) {
+  for (const [name, count] of [['unet-sd2', 20], ['unet-sd15', 20], ['unet-sdxl', 22], ['unet-musicldm', 22]] as const) {
     describeReference(`reference ${name}`, [name], (dir) => {
       it('matches the output and every stored intermediate', async () => {
         expectAllPass(await runCase(dir), count);

@@ -52,6 +52,7 @@ export interface ControlNetInputs {
   readonly conditioningScale?: number;
   readonly guessMode?: boolean;
   readonly added?: AddedConditions | null;
+  readonly classLabels?: tf.Tensor2D | null;
   readonly onIntermediate?: IntermediateSink;
 }
 
@@ -103,7 +104,7 @@ export class ControlNetModel {
     const scale = inputs.conditioningScale ?? 1;
     const sink = inputs.onIntermediate;
     return tf.tidy(() => {
-      const emb = this.encoder.embed(inputs.timestep, B, inputs.added ?? null, sink);
+      const emb = this.encoder.embed(inputs.timestep, B, inputs.added ?? null, sink, inputs.classLabels ?? null);
       const ctx: BlockContext = { tembAct: silu(emb), context: inputs.encoderHiddenStates, pruning: null };
       const cond = this.config.conditioningChannelOrder === 'bgr' ? tf.reverse(controlnetCond, 3) : controlnetCond;
       const condEmb = this.condEmbedding.forward(cond);

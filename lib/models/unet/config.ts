@@ -48,6 +48,19 @@ export interface UNetEncoderConfig {
   readonly projectionClassEmbeddingsInputDim: number | null;
   /** `(2·x − 1)` on the input (`center_input_sample`). */
   readonly centerInputSample: boolean;
+  /**
+   * Class conditioning (MusicLDM / AudioLDM: CLAP embeddings): 'simple_projection' = one Linear,
+   * 'projection' = a TimestepEmbedding MLP, both from projection_class_embeddings_input_dim to the time
+   * embedding dim; null = none.
+   */
+  readonly classEmbedType: 'simple_projection' | 'projection' | null;
+  /** emb = cat[emb, class_emb] (every resnet's time_emb_proj then reads 2·timeEmbeddingDim) instead of emb + class_emb. */
+  readonly classEmbeddingsConcat: boolean;
+}
+
+/** Channels of the embedding the resnets read (diffusers `blocks_time_embed_dim`). */
+export function blocksTimeEmbedDim(cfg: UNetEncoderConfig): number {
+  return cfg.classEmbedType !== null && cfg.classEmbeddingsConcat ? 2 * cfg.timeEmbeddingDim : cfg.timeEmbeddingDim;
 }
 
 export interface UNetConfig extends UNetEncoderConfig {
@@ -94,16 +107,18 @@ export function readEncoderConfig(r: ConfigReader): UNetEncoderConfig {
     additionTimeEmbedDim: r.nullableInt('addition_time_embed_dim'),
     projectionClassEmbeddingsInputDim: r.nullableInt('projection_class_embeddings_input_dim'),
     centerInputSample: r.has('center_input_sample') ? r.bool('center_input_sample') : false,
+    classEmbedType: r.oneOf<string | null>('class_embed_type', [null, 'simple_projection', 'projection'], null) as UNetEncoderConfig['classEmbedType'],
+    classEmbeddingsConcat: r.has('class_embeddings_concat') ? r.bool('class_embeddings_concat') : false,
   };
+  if (cfg.classEmbedType !== null && cfg.projectionClassEmbeddingsInputDim === null)
+    r.fail('class_embed_type', 'needs projection_class_embeddings_input_dim');
   if (cfg.convInKernel % 2 !== 1) r.fail('conv_in_kernel', 'must be odd');
   if (additionEmbedType === 'text_time' && (cfg.additionTimeEmbedDim === null || cfg.projectionClassEmbeddingsInputDim === null))
     r.fail('addition_embed_type', 'text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim');
   // Features this port does not implement: each must keep its default.
   r.oneOf('act_fn', ['silu'], 'silu');
   r.oneOf('attention_type', ['default'], 'default');
-  r.oneOf('class_embed_type', [null], null);
   r.oneOf('num_class_embeds', [null], null);
-  r.oneOf('class_embeddings_concat', [false], false);
   r.oneOf('cross_attention_norm', [null], null);
   r.oneOf('dual_cross_attention', [false], false);
   r.oneOf('encoder_hid_dim', [null], null);
@@ -162,6 +177,8 @@ const SD_COMMON = {
   additionEmbedType: null,
   additionTimeEmbedDim: null,
   projectionClassEmbeddingsInputDim: null,
+  classEmbedType: null,
+  classEmbeddingsConcat: false,
 } as const;
 
 /** Stable Diffusion 1.x (runwayml/stable-diffusion-v1-5 `unet/config.json`). */

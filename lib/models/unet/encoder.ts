@@ -4,13 +4,14 @@
  * embedding), conv_in, down blocks, mid block.
  *
  *   t_emb = time_proj(t)  (sinusoidal, dim C0);   emb = time_embedding(t_emb)
+ *   class conditioning (MusicLDM): class_emb = class_embedding(class_labels); emb = cat[emb, class_emb] or emb + class_emb
  *   SDXL: aug_emb = add_embedding(cat[text_embeds, add_time_proj(time_ids.flatten()).reshape(B, −1)]);  emb += aug_emb
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Conv2d, silu, timestepEmbedding } from '../../nn';
+import { Conv2d, Linear, silu, timestepEmbedding } from '../../nn';
 import { VarBuilder } from '../../weights';
 import { BlockCommon, BlockContext, DownBlock2D, TimestepEmbedding, UNetMidBlock2DCrossAttn } from './blocks';
-import { UNetEncoderConfig } from './config';
+import { UNetEncoderConfig, blocksTimeEmbedDim } from './config';
 
 /** SDXL's extra conditioning (`added_cond_kwargs`). */
 export interface AddedConditions {
@@ -36,6 +37,7 @@ export class UNetEncoder {
   readonly convIn: Conv2d;
   readonly timeEmbedding: TimestepEmbedding;
   readonly addEmbedding: TimestepEmbedding | null;
+  readonly classEmbedding: Linear | TimestepEmbedding | null;
   readonly downBlocks: DownBlock2D[] = [];
   readonly midBlock: UNetMidBlock2DCrossAttn | null;
   readonly common: BlockCommon;
@@ -43,12 +45,18 @@ export class UNetEncoder {
   constructor(vb: VarBuilder, cfg: UNetEncoderConfig) {
     this.config = cfg;
     const c = cfg.blockOutChannels;
-    this.common = { tembChannels: cfg.timeEmbeddingDim, groups: cfg.normNumGroups, eps: cfg.normEps, useLinearProjection: cfg.useLinearProjection };
+    this.common = { tembChannels: blocksTimeEmbedDim(cfg), groups: cfg.normNumGroups, eps: cfg.normEps, useLinearProjection: cfg.useLinearProjection };
     this.convIn = Conv2d.load(vb.pp('conv_in'), cfg.inChannels, c[0], cfg.convInKernel, { padding: (cfg.convInKernel - 1) / 2 });
     this.timeEmbedding = new TimestepEmbedding(vb.pp('time_embedding'), c[0], cfg.timeEmbeddingDim);
     this.addEmbedding = cfg.additionEmbedType === 'text_time'
       ? new TimestepEmbedding(vb.pp('add_embedding'), cfg.projectionClassEmbeddingsInputDim!, cfg.timeEmbeddingDim)
       : null;
+    const classIn = cfg.projectionClassEmbeddingsInputDim ?? 0;
+    this.classEmbedding = cfg.classEmbedType === 'simple_projection'
+      ? Linear.load(vb.pp('class_embedding'), classIn, cfg.timeEmbeddingDim)
+      : cfg.classEmbedType === 'projection'
+        ? new TimestepEmbedding(vb.pp('class_embedding'), classIn, cfg.timeEmbeddingDim)
+        : null;
     let out = c[0];
     cfg.downBlockTypes.forEach((type, i) => {
       const inCh = out;
@@ -69,13 +77,24 @@ export class UNetEncoder {
   }
 
   /** emb [B, timeEmbeddingDim] for timesteps (and SDXL conditions). */
-  embed(timestep: number | ArrayLike<number>, B: number, added: AddedConditions | null, sink?: IntermediateSink): tf.Tensor2D {
+  embed(timestep: number | ArrayLike<number>, B: number, added: AddedConditions | null, sink?: IntermediateSink, classLabels: tf.Tensor2D | null = null): tf.Tensor2D {
     const cfg = this.config;
     return tf.tidy(() => {
       const tEmb = timestepEmbedding(timestepsForBatch(timestep, B), cfg.blockOutChannels[0], { flipSinToCos: cfg.flipSinToCos, downscaleFreqShift: cfg.freqShift });
       sink?.('time_proj', tEmb);
       let emb = this.timeEmbedding.forward(tEmb);
       sink?.('time_embedding', emb);
+      if (this.classEmbedding) {
+        // emb = cat[emb, class_emb] (class_embeddings_concat) or emb + class_emb
+        if (!classLabels) throw new Error(`UNet: class_embed_type '${cfg.classEmbedType}' needs classLabels [B, ${cfg.projectionClassEmbeddingsInputDim}]`);
+        if (classLabels.rank !== 2 || classLabels.shape[0] !== B || classLabels.shape[1] !== cfg.projectionClassEmbeddingsInputDim)
+          throw new Error(`UNet: classLabels must be [${B}, ${cfg.projectionClassEmbeddingsInputDim}], got shape [${classLabels.shape.join(', ')}]`);
+        const classEmb = this.classEmbedding.forward(classLabels);
+        sink?.('class_embedding', classEmb);
+        emb = (cfg.classEmbeddingsConcat ? tf.concat([emb, classEmb], 1) : tf.add(emb, classEmb)) as tf.Tensor2D;
+      } else if (classLabels) {
+        throw new Error('UNet: classLabels were given but the config has no class_embed_type');
+      }
       if (this.addEmbedding) {
         if (!added) throw new Error("UNet: addition_embed_type 'text_time' needs added conditions {textEmbeds, timeIds}");
         const { textEmbeds, timeIds } = added;
@@ -124,6 +143,7 @@ export class UNetEncoder {
     this.convIn.dispose();
     this.timeEmbedding.dispose();
     this.addEmbedding?.dispose();
+    this.classEmbedding?.dispose();
     for (const b of this.downBlocks) b.dispose();
     this.midBlock?.dispose();
   }

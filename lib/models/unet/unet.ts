@@ -34,6 +34,8 @@ export interface UNetInputs {
   readonly encoderHiddenStates: tf.Tensor3D | null;
   /** SDXL `added_cond_kwargs`. */
   readonly added?: AddedConditions | null;
+  /** Class conditioning [B, projection_class_embeddings_input_dim] (MusicLDM/AudioLDM `class_labels`). */
+  readonly classLabels?: tf.Tensor2D | null;
   /** ControlNet residuals (`down_block_additional_residuals`, `mid_block_additional_residual`). */
   readonly control?: ControlResiduals | null;
   /** Token pruning policy and caches for the transformer blocks (SADA's token-wise side). */
@@ -108,13 +110,14 @@ export class UNet2DConditionModel {
     if (context !== null) {
       expectRank('UNet2DConditionModel', 'encoderHiddenStates', context, 3);
       if (context.shape[0] !== B) throw new Error(`UNet2DConditionModel: encoderHiddenStates batch ${context.shape[0]} differs from sample batch ${B}`);
-      expectDim('UNet2DConditionModel', 'encoderHiddenStates', context, 2, cfg.crossAttentionDim[0]);
+      const dims = new Set(cfg.crossAttentionDim);
+      if (dims.size === 1) expectDim('UNet2DConditionModel', 'encoderHiddenStates', context, 2, cfg.crossAttentionDim[0]);
     }
     const sink = inputs.onIntermediate;
     const control = inputs.control ?? null;
     return tf.tidy(() => {
       // 1. time
-      const emb = this.encoder.embed(inputs.timestep, B, inputs.added ?? null, sink);
+      const emb = this.encoder.embed(inputs.timestep, B, inputs.added ?? null, sink, inputs.classLabels ?? null);
       const ctx: BlockContext = { tembAct: silu(emb), context, pruning: inputs.pruning ?? null };
       // 2. pre-process
       const h0 = this.encoder.stem(sample);

@@ -61,29 +61,37 @@ function scalarInput(c: ReferenceCase, name: string): number {
   return t.data[0];
 }
 
-function runUNet(unet: UNet2DConditionModel, c: ReferenceCase, rec: Recorder, extra: { control?: { down: tf.Tensor4D[]; mid: tf.Tensor4D } } = {}): tf.Tensor4D {
+/** One UNet call on the case inputs with latents `sampleName` (NCHW in the file). */
+function runUNet(unet: UNet2DConditionModel, c: ReferenceCase, sampleName: string, sink?: (name: string, t: tf.Tensor) => void): tf.Tensor4D {
   const inputs = c.inputs();
   return tf.tidy(() => {
-    const sample = toNhwc(c.input('sample')) as tf.Tensor4D;
-    const ehs = toNhwc(c.input('encoder_hidden_states')) as tf.Tensor3D;
+    const sample = toNhwc(c.input(sampleName)) as tf.Tensor4D;
+    const ehs = inputs.has('encoder_hidden_states') ? (toNhwc(c.input('encoder_hidden_states')) as tf.Tensor3D) : null;
     const added = inputs.has('text_embeds')
       ? { textEmbeds: toNhwc(c.input('text_embeds')) as tf.Tensor2D, timeIds: toNhwc(c.input('time_ids')) as tf.Tensor2D }
       : null;
-    return unet.forward({ sample, timestep: scalarInput(c, 'timestep'), encoderHiddenStates: ehs, added, control: extra.control, onIntermediate: rec.sink });
+    const classLabels = inputs.has('class_labels') ? (toNhwc(c.input('class_labels')) as tf.Tensor2D) : null;
+    return unet.forward({ sample, timestep: scalarInput(c, 'timestep'), encoderHiddenStates: ehs, added, classLabels, onIntermediate: sink });
   });
 }
 
+/**
+ * UNet2DConditionModel cases (SD-1.x/2.x/SDXL; MusicLDM-style class conditioning without text context): every
+ * input named `sample*` is run (intermediates recorded for `sample`) and compared with the output of that name.
+ */
 export const UNET_CHECKER: CaseChecker = {
   id: 'diffusers-unet2d-condition',
-  matches: (c) => c.config.case.upstream_class === 'diffusers.UNet2DConditionModel' && (c.config.class_embed_type ?? null) === null,
+  matches: (c) => c.config.case.upstream_class === 'diffusers.UNet2DConditionModel',
   async run(c, report) {
     const vb = VarBuilder.fromFiles([c.file('weights.safetensors')], c.upstreamConfig());
     const unet = UNet2DConditionModel.fromVarBuilder(vb, parseUNetConfig(c.upstreamConfig(), c.file('config.json')));
     try {
       const rec = new Recorder(unetNames);
-      const out = runUNet(unet, c, rec);
-      rec.set('sample', out);
-      out.dispose();
+      for (const name of [...c.inputs().keys()].filter((k) => k.startsWith('sample'))) {
+        const out = runUNet(unet, c, name, name === 'sample' ? rec.sink : undefined);
+        rec.set(name, out);
+        out.dispose();
+      }
       reportAll(c, rec.values, report);
     } finally {
       unet.dispose();
