@@ -105,7 +105,7 @@ export function eulerSadaVariant(schedule: VpDiscreteSchedule, predictionType: P
       state = { ...state, predX0: predX0 ?? state.predX0, prevF: [f1, f] };
       if (!usedExtrapolation) scratch.push(x0);
       return {
-        state, x: prev, x0Used: x0, usedExtrapolation, momentumMean: outcome ? outcome.momentumMean : null, momentumDegenerate: false,
+        state, x: prev, x0Used: x0, predictedNext: xHat, usedExtrapolation, momentumMean: outcome ? outcome.momentumMean : null, momentumDegenerate: false,
         decision: outcome?.decision ?? null, forced: outcome?.forced ?? false, temporalScoreUpdated: outcome?.score != null,
         tokenMomentum: outcome?.tokenMomentum ?? null, scratch,
       };

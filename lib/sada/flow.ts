@@ -68,7 +68,7 @@ export function flowSadaVariant(schedule: FlowSchedule): SadaVariant {
       }
       state = applyDecision(state, n, outcome);
       return {
-        state, x: prev, x0Used: null, usedExtrapolation: extrapolate, momentumMean: outcome ? outcome.momentumMean : null,
+        state, x: prev, x0Used: null, predictedNext: null, usedExtrapolation: extrapolate, momentumMean: outcome ? outcome.momentumMean : null,
         momentumDegenerate: extrapolate && outcome !== null, decision: outcome?.decision ?? null, forced: outcome?.forced ?? false,
         temporalScoreUpdated: outcome?.score != null, tokenMomentum: outcome?.tokenMomentum ?? null, scratch,
       };

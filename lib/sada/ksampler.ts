@@ -98,7 +98,7 @@ export function kdiffusionSadaVariant(sampler: KSamplerName, schedule: KSadaSche
       }
       state = { ...state, predX0: predX0 ?? state.predX0, prevF: [d1, d] };
       return {
-        state, x: prev, x0Used: D, usedExtrapolation, momentumMean: outcome ? outcome.momentumMean : null, momentumDegenerate: false,
+        state, x: prev, x0Used: D, predictedNext: xHat, usedExtrapolation, momentumMean: outcome ? outcome.momentumMean : null, momentumDegenerate: false,
         decision: outcome?.decision ?? null, forced: outcome?.forced ?? false, temporalScoreUpdated: outcome?.score != null,
         tokenMomentum: outcome?.tokenMomentum ?? null, extraEvaluations, scratch,
       };

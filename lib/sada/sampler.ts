@@ -134,7 +134,7 @@ export async function sadaSamplerStep(input: SadaSamplerStepInput): Promise<Sada
     predX0Set: out.decision?.skipNext === true,
   };
   input.onStep?.(record, {
-    modelInput, modelOutput, x0Used: out.x0Used, prevSample: out.x, predX0: out.decision?.skipNext ? newState.predX0 : null, tokenMomentum: out.tokenMomentum,
+    modelInput, modelOutput, x0Used: out.x0Used, prevSample: out.x, predictedNext: out.predictedNext, predX0: out.decision?.skipNext ? newState.predX0 : null, tokenMomentum: out.tokenMomentum,
     temporalScore: newState.temporalScore,
   });
   for (const t of out.scratch) if (!t.isDisposed) t.dispose();
@@ -182,7 +182,7 @@ export async function sadaSample(variant: SadaVariant, denoiser: SadaDenoiser, x
 /** Per-sample decisions: one SADA chain per row; the denoiser runs once per step on the rows that compute. */
 async function sadaSamplePerSample(variant: SadaVariant, denoiser: SadaDenoiser, xInit: tf.Tensor, options: SadaOptions, cfg: ResolvedSadaConfig, stepOptions: SadaStepOptions): Promise<SadaResult> {
   const B = xInit.shape[0] as number;
-  let xs = tf.unstack(xInit).map((r) => tf.expandDims(r, 0));
+  let xs = tf.tidy(() => tf.unstack(xInit).map((r) => tf.expandDims(r, 0)));
   let states = xs.map(() => initialSadaState(cfg.lagrangeTerm, variant.initialSolverState()));
   const records: SadaStepRecord[][] = xs.map(() => []);
   let invocations = 0;

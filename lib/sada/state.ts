@@ -114,6 +114,8 @@ export interface SadaStepTensors {
   /** The data prediction the step used (null for the flow variant, which steps with a velocity). */
   readonly x0Used: tf.Tensor | null;
   readonly prevSample: tf.Tensor;
+  /** The criterion's predicted sample x̂_{n+1} (residual r_n = prevSample − predictedNext); null if not evaluated. */
+  readonly predictedNext: tf.Tensor | null;
   readonly predX0: tf.Tensor | null;
   /** Per-token momentum (channel mean of M) when the score was rebuilt. */
   readonly tokenMomentum: Float32Array | null;

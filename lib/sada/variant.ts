@@ -39,6 +39,8 @@ export interface VariantStepOutput {
   readonly state: SadaState;
   readonly x: tf.Tensor;
   readonly x0Used: tf.Tensor | null;
+  /** The predictor's x̂_{n+1} (null when the criterion was not evaluated, and for the flow variant). */
+  readonly predictedNext: tf.Tensor | null;
   readonly usedExtrapolation: boolean;
   readonly momentumMean: number | null;
   readonly momentumDegenerate: boolean;
