@@ -121,9 +121,30 @@ describe('UNet2DConditionModel', () => {
       unet.dispose();
     });
 
+    it("per-block weight mode gives the resident model's output exactly, keeps fewer tensors and leaks none", () => {
+      const dirOk = path.join(tmp, 'ok');
+      const before0 = tf.memory().numTensors;
+      const resident = UNet2DConditionModel.load(dirOk);
+      const residentTensors = tf.memory().numTensors - before0;
+      const perBlock = UNet2DConditionModel.load(dirOk, { mode: 'per-block' });
+      const perBlockTensors = tf.memory().numTensors - before0 - residentTensors;
+      expect(perBlockTensors).toBeLessThan(residentTensors / 5);
+      const x = rand([2, 16, 16, 4], 7) as tf.Tensor4D;
+      const ctx = rand([2, 77, 24], 8) as tf.Tensor3D;
+      const a = resident.forward({ sample: x, timestep: 500, encoderHiddenStates: ctx });
+      const before = tf.memory().numTensors;
+      const b = perBlock.forward({ sample: x, timestep: 500, encoderHiddenStates: ctx });
+      expect(tf.memory().numTensors).toBe(before + 1);
+      expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+      tf.dispose([a, b, x, ctx]);
+      resident.dispose();
+      perBlock.dispose();
+      expect(tf.memory().numTensors).toBe(before0);
+    });
+
     it('pruning: all tokens computed == plain block exactly; a subset runs the block on B and takes A from the cache (batch 2)', () => {
       const unet = UNet2DConditionModel.load(path.join(tmp, 'ok'));
-      const blk = unet.encoder.downBlocks[0].attentions[0].blocks[0];
+      const blk = unet.encoder.downBlocks[0].resident.attentions[0].blocks[0];
       const [B, N, C] = [2, 64, 16];
       const x = rand([B, N, C], 3) as tf.Tensor3D;
       const ctx = rand([B, 77, 24], 4) as tf.Tensor3D;

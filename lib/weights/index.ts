@@ -25,7 +25,9 @@
  *   vb.host(name, upstreamShape, layout = 'none')      the same, as host data {shape, data} (for per-head splits);
  *                                                      tensors made from it should be registered with vb.own(t)
  *   vb.own(t)                                          registers a tensor built from host data (disposed on failure)
- *   vb.finish()                                        see above; closes the files
+ *   vb.finish({keepOpen?})                             see above; closes the files unless keepOpen
+ *   vb.fork() / vb.close()                             unchecked builder over the same open files (per-block upload)
+ *   vb.abort()                                         construction failed: dispose what was created, close
  *
  * Keys are the verbatim upstream parameter names; the weights are read lazily (one tensor at a time, F16/BF16
  * upcast to float32 by lib/io/safetensors) and converted on the host, so no layout transpose runs per call.
@@ -181,7 +183,8 @@ class LoadSession {
   readonly misshaped: string[] = [];
   readonly owned: tf.Tensor[] = [];
   finished = false;
-  constructor(readonly source: WeightSource) {}
+  /** A forked session (see VarBuilder.fork) neither checks nor closes the shared source. */
+  constructor(readonly source: WeightSource, readonly forked = false) {}
 }
 
 const WEIGHT_FILE_CANDIDATES = ['diffusion_pytorch_model.safetensors', 'model.safetensors', 'weights.safetensors'];
@@ -335,6 +338,28 @@ export class VarBuilder {
     return this.own(tf.tensor(h.data, h.shape, 'float32'));
   }
 
+  /**
+   * A builder over the same (still open) weights with a fresh, unchecked session: for rebuilding parts of a model
+   * that were already validated (per-block weight upload, where each block is built, run and disposed per call).
+   * Needs `finish({ keepOpen: true })` on the root; the root's `close()` ends it.
+   */
+  fork(): VarBuilder {
+    return new VarBuilder(new LoadSession(this.session.source, true), this.prefix, this.config as Record<string, unknown>);
+  }
+
+  /** Gives up loading (construction failed): disposes every tensor created so far and closes the files. */
+  abort(): void {
+    const s = this.session;
+    s.finished = true;
+    for (const t of s.owned) t.dispose();
+    s.source.close();
+  }
+
+  /** Closes the weight files (after `finish({ keepOpen: true })`). */
+  close(): void {
+    this.session.source.close();
+  }
+
   /** Registers a tensor built from host data so that a failed load disposes it. */
   own<T extends tf.Tensor>(t: T): T {
     this.session.owned.push(t);
@@ -343,17 +368,19 @@ export class VarBuilder {
 
   /**
    * Ends loading: throws a WeightLoadError naming every missing, unexpected (present but never requested) and
-   * mis-shaped key, after disposing every tensor this builder created. Closes the weight files either way.
+   * mis-shaped key, after disposing every tensor this builder created. Closes the weight files (on success only
+   * if `keepOpen` is not set: per-block models keep reading them). A forked builder has nothing to finish.
    */
-  finish(): void {
+  finish(opts: { keepOpen?: boolean } = {}): void {
     const s = this.session;
-    if (s.finished) return;
+    if (s.finished || s.forked) return;
     s.finished = true;
-    s.source.close();
     const unexpected = s.source.names().filter((n) => !s.used.has(n));
     if (s.missing.length || unexpected.length || s.misshaped.length) {
       for (const t of s.owned) t.dispose();
+      s.source.close();
       throw new WeightLoadError(s.source.description, s.missing, unexpected, s.misshaped);
     }
+    if (!opts.keepOpen) s.source.close();
   }
 }

@@ -88,7 +88,7 @@ export class ControlNetModel {
     try {
       m = new ControlNetModel(vb, cfg);
     } catch (e) {
-      vb.finish();
+      vb.abort(); // a construction error is reported first
       throw e;
     }
     vb.finish();
@@ -114,7 +114,7 @@ export class ControlNetModel {
         throw new Error(`ControlNetModel: conditioning embedding [${condEmb.shape.join(', ')}] does not match conv_in output [${h0.shape.join(', ')}]; controlnetCond must be ${2 ** (this.config.conditioningEmbeddingOutChannels.length - 1)}x the latent size`);
       const down = this.encoder.down(tf.add(h0, condEmb), ctx, sink);
       let h = down.out;
-      if (this.encoder.midBlock) h = this.encoder.midBlock.forward(h, ctx);
+      h = this.encoder.mid(h, ctx);
       const n = down.residuals.length;
       // guess mode: scales = logspace(−1, 0, n + 1)·conditioning_scale
       const scales = Array.from({ length: n + 1 }, (_v, i) => (inputs.guessMode ? 10 ** (-1 + i / n) : 1) * scale);

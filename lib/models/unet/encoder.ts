@@ -12,6 +12,7 @@ import { Conv2d, Linear, silu, timestepEmbedding } from '../../nn';
 import { VarBuilder } from '../../weights';
 import { BlockCommon, BlockContext, DownBlock2D, TimestepEmbedding, UNetMidBlock2DCrossAttn } from './blocks';
 import { UNetEncoderConfig, blocksTimeEmbedDim } from './config';
+import { BlockSlot, WeightMode } from './slot';
 
 /** SDXL's extra conditioning (`added_cond_kwargs`). */
 export interface AddedConditions {
@@ -38,11 +39,11 @@ export class UNetEncoder {
   readonly timeEmbedding: TimestepEmbedding;
   readonly addEmbedding: TimestepEmbedding | null;
   readonly classEmbedding: Linear | TimestepEmbedding | null;
-  readonly downBlocks: DownBlock2D[] = [];
-  readonly midBlock: UNetMidBlock2DCrossAttn | null;
+  readonly downBlocks: BlockSlot<DownBlock2D>[] = [];
+  readonly midBlock: BlockSlot<UNetMidBlock2DCrossAttn> | null;
   readonly common: BlockCommon;
 
-  constructor(vb: VarBuilder, cfg: UNetEncoderConfig) {
+  constructor(vb: VarBuilder, cfg: UNetEncoderConfig, mode: WeightMode = 'resident') {
     this.config = cfg;
     const c = cfg.blockOutChannels;
     this.common = { tembChannels: blocksTimeEmbedDim(cfg), groups: cfg.normNumGroups, eps: cfg.normEps, useLinearProjection: cfg.useLinearProjection };
@@ -61,19 +62,21 @@ export class UNetEncoder {
     cfg.downBlockTypes.forEach((type, i) => {
       const inCh = out;
       out = c[i];
-      this.downBlocks.push(new DownBlock2D(vb.pp(`down_blocks.${i}`), this.common, {
+      const opts = {
         inChannels: inCh, outChannels: out, layers: cfg.layersPerBlock[i], addDownsample: i < c.length - 1,
         downsamplePadding: cfg.downsamplePadding, resnetOutScaleFactor: cfg.resnetOutScaleFactor,
         attention: type === 'CrossAttnDownBlock2D'
           ? { heads: cfg.numAttentionHeads[i], transformerLayers: cfg.transformerLayersPerBlock[i], crossAttentionDim: cfg.crossAttentionDim[i] }
           : null,
-      }));
+      };
+      this.downBlocks.push(new BlockSlot(vb.pp(`down_blocks.${i}`), (v) => new DownBlock2D(v, this.common, opts), mode));
     });
     const last = c.length - 1;
-    this.midBlock = cfg.midBlockType === null ? null : new UNetMidBlock2DCrossAttn(vb.pp('mid_block'), this.common, {
+    const midOpts = {
       channels: c[last], heads: cfg.numAttentionHeads[last], transformerLayers: cfg.transformerLayersPerBlock[last],
       crossAttentionDim: cfg.crossAttentionDim[last], outputScaleFactor: cfg.midBlockScaleFactor,
-    });
+    };
+    this.midBlock = cfg.midBlockType === null ? null : new BlockSlot(vb.pp('mid_block'), (v) => new UNetMidBlock2DCrossAttn(v, this.common, midOpts), mode);
   }
 
   /** emb [B, timeEmbeddingDim] for timesteps (and SDXL conditions). */
@@ -127,11 +130,16 @@ export class UNetEncoder {
     return tf.tidy(() => this.convIn.forward(this.config.centerInputSample ? tf.sub(tf.mul(sample, 2), 1) : sample));
   }
 
+  /** Runs the mid block (identity when the config has none). */
+  mid(h: tf.Tensor4D, ctx: BlockContext): tf.Tensor4D {
+    return this.midBlock ? this.midBlock.use((b) => b.forward(h, ctx)) : h;
+  }
+
   /** Runs the down blocks; returns the output and the residual list (starting with h itself). */
   down(h: tf.Tensor4D, ctx: BlockContext, sink?: IntermediateSink): { out: tf.Tensor4D; residuals: tf.Tensor4D[] } {
     const residuals: tf.Tensor4D[] = [h];
     this.downBlocks.forEach((blk, i) => {
-      const r = blk.forward(h, ctx);
+      const r = blk.use((b) => b.forward(h, ctx));
       h = r.out;
       residuals.push(...r.residuals);
       sink?.(`down_blocks.${i}.0`, h);

@@ -1,7 +1,8 @@
 /**
  * UNet2DConditionModel (diffusers) on NHWC tensors.
  *
- *   const unet = UNet2DConditionModel.load('sd2/unet');           // config.json + weights, strict keys
+ *   const unet = UNet2DConditionModel.load('sd2/unet', {mode?});  // config.json + weights, strict keys;
+ *                                                                  // mode 'per-block' uploads block weights per call
  *   const y = unet.forward({ sample /* [B,H,W,4] *\/, timestep: 801, encoderHiddenStates /* [B,77,D] *\/,
  *                            added?, control?, pruning?, onIntermediate? });
  *   unet.dispose();
@@ -18,4 +19,6 @@ export { BlockCache, POLICY_NONE, POLICY_REFRESH, runWithPolicy, splitTokens } f
 export type { TokenPolicy, TokenPruning, TransformerBlockInfo } from './pruning';
 export { BasicTransformerBlock, Transformer2DModel } from './transformer';
 export { ResnetBlock2D, Downsample2D, Upsample2D } from './resnet';
+export { BlockSlot } from './slot';
+export type { WeightMode } from './slot';
 export { DownBlock2D, UpBlock2D, UNetMidBlock2DCrossAttn, TimestepEmbedding } from './blocks';

@@ -18,6 +18,7 @@ import { BlockContext, UpBlock2D } from './blocks';
 import { UNetConfig, parseUNetConfig } from './config';
 import { AddedConditions, IntermediateSink, UNetEncoder } from './encoder';
 import { TokenPruning } from './pruning';
+import { BlockSlot, WeightMode } from './slot';
 
 /** ControlNet outputs to add (NHWC, already multiplied by the conditioning scale). */
 export interface ControlResiduals {
@@ -47,14 +48,23 @@ export interface UNetInputs {
 export class UNet2DConditionModel {
   readonly config: UNetConfig;
   readonly encoder: UNetEncoder;
-  readonly upBlocks: UpBlock2D[] = [];
+  readonly upBlocks: BlockSlot<UpBlock2D>[] = [];
+  /** Resnets (= skip connections consumed) per up block. */
+  private readonly upLayers: number[] = [];
   readonly convNormOut: GroupNorm;
   readonly convOut: Conv2d;
 
-  /** Builds from a VarBuilder; call `vb.finish()` afterwards (or use `UNet2DConditionModel.load`). */
-  constructor(vb: VarBuilder, cfg: UNetConfig) {
+  /** The weight files stay open in per-block mode (closed by dispose()). */
+  private readonly openWeights: VarBuilder | null;
+
+  /**
+   * Builds from a VarBuilder; call `vb.finish()` afterwards (or use `UNet2DConditionModel.load`).
+   * `mode` 'per-block' keeps only small parts resident and uploads each block's weights when it runs (./slot.ts).
+   */
+  constructor(vb: VarBuilder, cfg: UNetConfig, mode: WeightMode = 'resident') {
     this.config = cfg;
-    this.encoder = new UNetEncoder(vb, cfg);
+    this.openWeights = mode === 'per-block' ? vb : null;
+    this.encoder = new UNetEncoder(vb, cfg, mode);
     const rev = [...cfg.blockOutChannels].reverse();
     const n = rev.length;
     const revHeads = [...cfg.numAttentionHeads].reverse();
@@ -66,38 +76,40 @@ export class UNet2DConditionModel {
       const prev = out;
       out = rev[i];
       const inCh = rev[Math.min(i + 1, n - 1)];
-      this.upBlocks.push(new UpBlock2D(vb.pp(`up_blocks.${i}`), this.encoder.common, {
+      const opts = {
         prevOutputChannels: prev, outChannels: out, inChannels: inCh, layers: revLayers[i] + 1, addUpsample: i < n - 1,
         resnetOutScaleFactor: cfg.resnetOutScaleFactor,
         attention: type === 'CrossAttnUpBlock2D' ? { heads: revHeads[i], transformerLayers: revTransformer[i], crossAttentionDim: revCross[i] } : null,
-      }));
+      };
+      this.upLayers.push(opts.layers);
+      this.upBlocks.push(new BlockSlot(vb.pp(`up_blocks.${i}`), (v) => new UpBlock2D(v, this.encoder.common, opts), mode));
     });
     this.convNormOut = GroupNorm.load(vb.pp('conv_norm_out'), cfg.normNumGroups, cfg.blockOutChannels[0], cfg.normEps);
     this.convOut = Conv2d.load(vb.pp('conv_out'), cfg.blockOutChannels[0], cfg.outChannels, cfg.convOutKernel, { padding: (cfg.convOutKernel - 1) / 2 });
   }
 
   /** Loads a diffusers `unet/` folder (config.json + weights); every key problem is reported at once. */
-  static load(dir: string): UNet2DConditionModel {
+  static load(dir: string, opts: { mode?: WeightMode } = {}): UNet2DConditionModel {
     const vb = VarBuilder.fromFolder(dir);
-    return UNet2DConditionModel.fromVarBuilder(vb, parseUNetConfig(vb.config, `${dir}/config.json`));
+    return UNet2DConditionModel.fromVarBuilder(vb, parseUNetConfig(vb.config, `${dir}/config.json`), opts.mode);
   }
 
   /** Builds from `vb` with `cfg` and checks that every weight was used (vb.finish()). */
-  static fromVarBuilder(vb: VarBuilder, cfg: UNetConfig): UNet2DConditionModel {
+  static fromVarBuilder(vb: VarBuilder, cfg: UNetConfig, mode: WeightMode = 'resident'): UNet2DConditionModel {
     let model: UNet2DConditionModel;
     try {
-      model = new UNet2DConditionModel(vb, cfg);
+      model = new UNet2DConditionModel(vb, cfg, mode);
     } catch (e) {
-      vb.finish(); // releases the files; a construction error is reported first
+      vb.abort(); // a construction error is reported first
       throw e;
     }
-    vb.finish();
+    vb.finish({ keepOpen: mode === 'per-block' });
     return model;
   }
 
   /** Number of 2x upsamplers (= the factor 2^k the spatial size must divide to avoid explicit upsample sizes). */
   get numUpsamplers(): number {
-    return this.upBlocks.filter((b) => b.upsampler !== null).length;
+    return this.upBlocks.length - 1;
   }
 
   /** The denoiser output [B, H, W, Cout] (NHWC). */
@@ -136,23 +148,20 @@ export class UNet2DConditionModel {
         });
       }
       // 4. mid
-      let h = down.out;
-      if (this.encoder.midBlock) {
-        h = this.encoder.midBlock.forward(h, ctx);
-        sink?.('mid_block', h);
-      }
+      let h = this.encoder.mid(down.out, ctx);
+      if (this.encoder.midBlock) sink?.('mid_block', h);
       if (control) h = tf.add(h, control.mid);
       // 5. up
       const factor = 2 ** this.numUpsamplers;
       const forwardUpsampleSize = sample.shape[1] % factor !== 0 || sample.shape[2] % factor !== 0;
       this.upBlocks.forEach((blk, i) => {
-        const k = blk.resnets.length;
+        const k = this.upLayers[i];
         const skips = residuals.slice(residuals.length - k);
         residuals = residuals.slice(0, residuals.length - k);
         const isFinal = i === this.upBlocks.length - 1;
         const next = residuals[residuals.length - 1];
         const size: [number, number] | null = !isFinal && forwardUpsampleSize ? [next.shape[1], next.shape[2]] : null;
-        h = blk.forward(h, skips, ctx, size);
+        h = blk.use((b) => b.forward(h, skips, ctx, size));
         sink?.(`up_blocks.${i}`, h);
       });
       // 6. post-process
@@ -165,5 +174,6 @@ export class UNet2DConditionModel {
     for (const b of this.upBlocks) b.dispose();
     this.convNormOut.dispose();
     this.convOut.dispose();
+    this.openWeights?.close();
   }
 }

@@ -144,7 +144,7 @@ export class AutoencoderKL {
     try {
       m = new AutoencoderKL(vb, cfg);
     } catch (e) {
-      vb.finish();
+      vb.abort(); // a construction error is reported first
       throw e;
     }
     vb.finish();
