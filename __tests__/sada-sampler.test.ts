@@ -13,7 +13,9 @@ import { SadaDenoiser, SadaOptions, sadaSample } from '../lib/sada/sampler';
 import { SadaStepRecord } from '../lib/sada/state';
 import { ElementwiseGmm, gmmPosteriorMean, gmmSadaDenoiser, makeToyGmm } from '../lib/sada/toy-gmm';
 import { FLUX_DEV_SCHEDULER, SD21_DPM, SD21_EULER } from '../lib/sada/toy-experiment';
-import { kdiffusionSadaVariant } from '../lib/sada/ksampler';
+import { KSamplerName, kdiffusionSadaVariant } from '../lib/sada/ksampler';
+import { DPMPP_2M, HEUN, Solver, dpmSolverPlusPlus, sample } from '../lib/solvers';
+import { Denoiser } from '../lib/denoisers';
 import { SadaVariant } from '../lib/sada/variant';
 import { calculateShift, fluxDefaultSigmas } from '../lib/schedules';
 
@@ -208,6 +210,25 @@ describe('SADA sampler', () => {
         res.x.dispose();
         x.dispose();
       }
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('k-diffusion variant with skipping disabled = lib/solvers Heun / DPM++ 2M / 3M; with skipping it saves NFE', async () => {
+    const before = tf.memory().numTensors;
+    const sigmas = sadaVariantFromSchedulerConfig(SD21_DPM, 20).sigmas;
+    const denoise: Denoiser = (x, sigma) => tf.tensor(Float32Array.from(gmmPosteriorMean(gmm, x.dataSync(), 1, sigma)), x.shape);
+    const solvers: [KSamplerName, Solver][] = [['heun', HEUN], ['dpmpp_2m', DPMPP_2M], ['dpmpp_3m', dpmSolverPlusPlus({ order: 3, lowerOrderFinal: false })]];
+    for (const [name, solver] of solvers) {
+      const x = tf.tidy(() => tf.mul(noise(SHAPE), sigmas[0]));
+      const ref = sample(solver, denoise, x, sigmas);
+      const v = kdiffusionSadaVariant(name, { sigmas });
+      const base = await sadaSample(v, gmmSadaDenoiser(gmm, 'x0'), x, { config: scaleSadaConfig(SD2_SADA, 20), disableSkipping: true });
+      expect(maxAbsDiff(base.x.dataSync(), ref.dataSync())).toBeLessThanOrEqual(1e-5 * scaleOf(ref.dataSync()));
+      expect(base.nfe).toBe(name === 'heun' ? 39 : 20);
+      const sada = await sadaSample(v, gmmSadaDenoiser(gmm, 'x0'), x, { config: scaleSadaConfig(SD2_SADA, 20) });
+      expect(sada.nfe as number).toBeLessThan(base.nfe as number);
+      [x, ref, base.x, sada.x].forEach((t) => t.dispose());
     }
     expect(tf.memory().numTensors).toBe(before);
   });
