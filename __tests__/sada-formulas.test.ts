@@ -11,6 +11,7 @@ import { decideSkip, planSkips } from '../lib/sada/decision';
 import { lagrangeExtrapolate, lagrangeWeights } from '../lib/sada/lagrange';
 import { tokenScore, downsampleTokenScore } from '../lib/sada/token-score';
 import { anchorTokens, pruneIndexSets, pruneLevel, scoreAtLevel, tokenPolicy } from '../lib/sada/prune';
+import { cachedBlockCall } from '../lib/sada/token-cache';
 import { SADA_PREDICTOR, SADA_PREDICTOR_C0, SADA_PREDICTOR_C1, SADA_PREDICTOR_C2, momentumMap, predictNextVP, vpDrift } from '../lib/sada/criterion';
 
 const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
@@ -236,5 +237,60 @@ describe('config: apply_patch kwargs and fraction-of-trajectory scaling', () => 
         expect(plan.skippedSteps.every((s) => s < n - 1)).toBe(true);
       }
     }
+  });
+});
+
+describe('T5 (block side): cached block call with injected index sets', () => {
+  useBackend();
+  // A probe "attention" block: every token gets the mean of the tokens it sees (+ itself); records what it saw.
+  const seen: number[] = [];
+  const probe = (x: tf.Tensor) => {
+    seen.push(x.shape[1] as number);
+    return tf.tidy(() => tf.add(x, tf.mean(x, 1, true)));
+  };
+  it('pruned call: B tokens computed among themselves only, A tokens from the cache, cache := output', () => {
+    const before = tf.memory().numTensors;
+    const anchors = anchorTokens(6, 6, 3, 3, [[0, 4], [8, 5]]);
+    const score = new Float32Array(36);
+    score[0] = score[1] = score[35] = 1;
+    const sets = pruneIndexSets(6, 6, anchors, score);
+    const x1 = tf.randomNormal([2, 36, 3], 0, 1, 'float32', 1);
+    const x2 = tf.randomNormal([2, 36, 3], 0, 1, 'float32', 2);
+    const r1 = cachedBlockCall('push_all', x1, probe, null);
+    expect(seen.pop()).toBe(36);
+    const cache1 = r1.cache?.arraySync() as number[][][];
+    const r2 = cachedBlockCall('pruned', x2, probe, r1.cache, sets);
+    expect(seen.pop()).toBe(6);
+    const y = r2.y.arraySync() as number[][][];
+    const xB = tf.gather(x2, Array.from(sets.bIdx), 1);
+    const yBt = probe(xB);
+    const yB = yBt.arraySync() as number[][][];
+    yBt.dispose();
+    seen.pop();
+    for (let b = 0; b < 2; b++) {
+      sets.aIdx.forEach((t) => expect(y[b][t]).toEqual(cache1[b][t]));
+      Array.from(sets.bIdx).forEach((t, j) => y[b][t].forEach((v, c) => expect(v).toBeCloseTo(yB[b][j][c], 6)));
+    }
+    expect(r2.cache?.arraySync()).toEqual(y);
+    expect(r1.cache?.isDisposed).toBe(true); // replaced caches are released
+    // every non-anchor token moved (A empty): the whole cache is rewritten
+    const all = pruneIndexSets(6, 6, anchors, new Float32Array(36).fill(1));
+    expect(all.aIdx.length).toBe(0);
+    const r3 = cachedBlockCall('pruned', x1, probe, r2.cache, all);
+    expect(seen.pop()).toBe(36);
+    const y3 = r3.y.dataSync();
+    const full = probe(x1);
+    seen.pop();
+    expect(Array.from(y3).every((v, i) => Math.abs(v - full.dataSync()[i]) < 1e-5)).toBe(true);
+    [x1, x2, xB, full, r1.y, r2.y, r3.y, r3.cache as tf.Tensor].forEach((t) => t.dispose());
+    expect(tf.memory().numTensors).toBe(before);
+  });
+  it("'none' leaves the cache untouched; 'pruned' without a cache is an error", () => {
+    const x = tf.ones([1, 4, 2]);
+    const cache = tf.keep(tf.zeros([1, 4, 2]));
+    const r = cachedBlockCall('none', x, probe, cache);
+    expect(r.cache).toBe(cache);
+    expect(() => cachedBlockCall('pruned', x, probe, null, pruneIndexSets(2, 2, [0], [0, 0, 0, 0]))).toThrow(/needs a filled cache/);
+    [x, cache, r.y].forEach((t) => t.dispose());
   });
 });
