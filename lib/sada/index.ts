@@ -15,8 +15,8 @@
  *   sadaSample(variant, denoiser, xInit, options): Promise<SadaResult>
  *     denoiser: (xIn, ctx: SadaDenoiserContext) => Tensor | Promise<Tensor>   guided output in the variant's
  *       parameterisation (diffusers ε / v, flow velocity, or x0 for the k-diffusion variant); NOT called on skipped
- *       steps. ctx = { n, t, sigma, tokenPolicy, temporalScore, lastSkipStep, rows }: token pruning reads
- *       tokenPolicy + temporalScore (see below); rows = batch rows in this call (per-sample mode).
+ *       steps. ctx = { n, t, sigma, tokenPolicy, temporalScore, lastSkipStep, rows, config }: token pruning reads
+ *       tokenPolicy + temporalScore + config (see below); rows = batch rows in this call (per-sample mode).
  *     options: { config, channelAxis? (-1 NHWC / [B,L,C]; 1 for NCHW), coefficients?, forceSkipNext?(n),
  *       disableSkipping? (baseline through the same code), perSample? (batch > 1: one chain per row), onStep? }
  *     SadaResult: { x, nfe, skippedSteps, skippingPath (official decision steps), records, denoiserInvocations }
@@ -43,6 +43,7 @@
  *   anchorTokens(h, w, sx, sy, cellDraws): number[]
  *   scoreAtLevel(ctx.temporalScore, h, w, b = 0): Float32Array    the 0/1 map at that level (downsampled if needed)
  *   pruneIndexSets(h, w, anchors, score): {bIdx (computed), aIdx (from cache), numAnchors, numMoved}
+ *   cachedBlockCall(policy, x [B,N,C], block, cache, sets?): {y, cache}   one pruned-level block call (token-cache.ts)
  *
  * Toy (closed-form Gaussian mixture, exact ODE solution): toy-gmm.ts, toy-experiment.ts (examples/sada-toy.ts).
  */
@@ -58,6 +59,8 @@ export type { TokenScoreMap } from './token-score';
 export { DOWNSAMPLE_THRESHOLD, downsampleTokenScore, tokenScore } from './token-score';
 export type { CellDrawSource, PruneIndexSets, PruneLevel, TokenPolicy } from './prune';
 export { anchorTokens, drawAnchorCells, pruneIndexSets, pruneLevel, scoreAtLevel, seededCellDraws, tokenPolicy } from './prune';
+export type { CachedBlockOutput } from './token-cache';
+export { cachedBlockCall } from './token-cache';
 export type { SadaSolverState, SadaState, SadaStepRecord, SadaStepTensors } from './state';
 export { disposeSadaState, initialSadaState, releaseReplacedTensors } from './state';
 export type { SadaStepOptions, SadaVariant, VariantStepInput, VariantStepOutput } from './variant';

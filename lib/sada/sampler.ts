@@ -31,6 +31,8 @@ export interface SadaDenoiserContext {
   readonly lastSkipStep: number;
   /** Batch rows in this call (per-sample mode calls the denoiser on a subset). */
   readonly rows: readonly number[];
+  /** The resolved SADA config (sx, sy, maxDownsample, maxFix for token pruning). */
+  readonly config: ResolvedSadaConfig;
 }
 
 /** Guided model output in the scheduler's parameterisation (ε, v or flow velocity), same shape as xIn. */
@@ -109,7 +111,7 @@ export async function sadaSamplerStep(input: SadaSamplerStepInput): Promise<Sada
     policy = tokenPolicy(cfg, n, state0.lastSkipStep);
     modelOutput = await denoiser(modelInput, {
       n, t: variant.timesteps[n], sigma: variant.sigmas[n], tokenPolicy: policy, temporalScore: state0.temporalScore,
-      lastSkipStep: state0.lastSkipStep, rows: Array.from({ length: x.shape[0] ?? 1 }, (_, i) => i),
+      lastSkipStep: state0.lastSkipStep, rows: Array.from({ length: x.shape[0] ?? 1 }, (_, i) => i), config: cfg,
     });
     if (!modelOutput.shape.every((d, i) => d === x.shape[i]) || modelOutput.rank !== x.rank)
       throw new Error(`SADA denoiser returned shape [${modelOutput.shape.join(', ')}], expected the latent shape [${x.shape.join(', ')}]`);
@@ -120,7 +122,7 @@ export async function sadaSamplerStep(input: SadaSamplerStepInput): Promise<Sada
     extraCalls++;
     return denoiser(xe, {
       n, t: variant.timesteps[n], sigma, tokenPolicy: 'none', temporalScore: state0.temporalScore, lastSkipStep: state0.lastSkipStep,
-      rows: Array.from({ length: xe.shape[0] ?? 1 }, (_, i) => i),
+      rows: Array.from({ length: xe.shape[0] ?? 1 }, (_, i) => i), config: cfg,
     });
   };
   const out = await variant.step({ state, x, n, modelOutput, cfg, options: stepOptions, evaluate });
@@ -198,7 +200,7 @@ async function sadaSamplePerSample(variant: SadaVariant, denoiser: SadaDenoiser,
         const score = rows.length === 1 ? s0.temporalScore : null;
         const out = await denoiser(xIn, {
           n, t: variant.timesteps[n], sigma: variant.sigmas[n], tokenPolicy: rows.length === 1 ? tokenPolicy(cfg, n, s0.lastSkipStep) : 'none',
-          temporalScore: score, lastSkipStep: s0.lastSkipStep, rows,
+          temporalScore: score, lastSkipStep: s0.lastSkipStep, rows, config: cfg,
         });
         xIn.dispose();
         outputs = tf.split(out, rows.length, 0);

@@ -273,6 +273,7 @@ async function checkUnet(c: ReferenceCase, variant: SadaVariant, denoiser: SadaD
   report(compareExact('pred_m_m_1_set', R.map((r) => r.predX0Set), ps.map((p) => p.pred_m_m_1_set)));
   const path = R.filter((r) => r.skipNext).map((r) => r.n);
   report(compareExact('skipping_path', path, meta.skipping_path));
+  report(compareExact('skipping_path (cumulative, per step)', R.map((r) => JSON.stringify(path.filter((k) => k <= r.n))), ps.map((p) => JSON.stringify(p.skipping_path))));
   report(compareExact('num_unet_calls', [R.filter((r) => r.denoiserCalled).length], [meta.num_unet_calls]));
   report(compareMomentum('momentum_mean', R.map((r) => r.momentumMean), ps.map((p) => p.momentum_mean), steps.filter((n) => ps[n].momentum_mean !== null || R[n].momentumMean !== null)));
   const logged = R.filter((r) => r.momentumMean !== null).map((r) => r.momentumMean as number);
@@ -319,7 +320,9 @@ async function checkFlow(c: ReferenceCase, variant: SadaVariant, denoiser: SadaD
   report(compareExact('skip_next (replayed)', R.map((r) => r.skipNext), ps.map((p) => p.skip_next)));
   report(compareExact('cons_skip', R.map((r) => r.consSkip), ps.map((p) => p.cons_skip)));
   report(compareExact('temporal_score_updated', R.map((r) => r.temporalScoreUpdated), ps.map((p) => p.temporal_score_updated)));
-  report(compareExact('skipping_path', R.filter((r) => r.skipNext).map((r) => r.n), meta.skipping_path));
+  const fpath = R.filter((r) => r.skipNext).map((r) => r.n);
+  report(compareExact('skipping_path', fpath, meta.skipping_path));
+  report(compareExact('skipping_path (cumulative, per step)', R.map((r) => JSON.stringify(fpath.filter((k) => k <= r.n))), ps.map((p) => JSON.stringify(p.skipping_path))));
   report(compareExact('num_transformer_calls', [R.filter((r) => r.denoiserCalled).length], [meta.num_transformer_calls]));
   const nd = R.filter((r) => !ps[r.n].momentum_degenerate && ps[r.n].momentum_mean_recomputed !== null).map((r) => r.n);
   report(compareMomentum('momentum_mean_recomputed (non-degenerate steps)', R.map((r) => r.momentumMean), ps.map((p) => p.momentum_mean_recomputed), nd));
