@@ -5,14 +5,19 @@
  * solver-agnostic). Every step uses its data prediction D_n (the model's, or the extrapolated one on a skipped step):
  *
  *   d_n   = (x_n − D_n)/σ_n                                       ODE drift dx/dσ (k-diffusion `to_d`)
- *   x̂     = x_n + (σ_{n+1} − σ_n)·(c0·d_n + c1·d_{n−1} + c2·d_{n−2})   same named coefficients as the official code
+ *   x̂     = x_n + κ·(σ_{n+1} − σ_n)·(c0·d_n + c1·d_{n−1} + c2·d_{n−2})   same named coefficients as the official code
  *   M     = (x_{n+1} − x̂) ⊙ ((d_n − d_{n−1}) − (d_{n−1} − d_{n−2})),  m = mean(M)  → the official decision rule
  *   skip  → D̂_{n+1} = x̂ − σ_{n+1}·d_n   (the Euler-ε rule of the official code: d_n = ε̂_n in VE coordinates)
  *           or the Lagrange extrapolation of the stored D's (as the DPM variant, which also interpolates x0).
  *
- * Differences from the parity variants (documented deviations): the predictor step is the actual Δσ of the step
- * (consistent units) instead of δ·f with δ = 1/N over one training timestep (spec §3.1, §8.2); a skipped Heun step
- * spends no evaluation at all (its corrector is dropped: an Euler step with D̂).
+ * κ, the predictor's step as a fraction of the inference step:
+ *   'official' (default): κ = N/T with T = 1000 training timesteps. The official predictor advances by δ·f = the
+ *       drift over ONE training timestep while an inference step spans T/N of them (spec §3.1), so its residual is
+ *       ≈ the whole step Δx and the criterion is ≈ sign(mean(Δx ⊙ Δ²f)). This transcribes that behaviour to σ space.
+ *   'full': κ = 1 (consistent units, spec §8.2). Caveat: for Euler x_{n+1} − x̂ = 0.375·Δσ·Δ²d, so
+ *       M = 0.375·Δσ·(Δ²d)² <= 0 at every step and the criterion always reports "stable"; multistep/Heun solvers
+ *       differ from that only by their higher-order terms.
+ * A skipped Heun step spends no evaluation at all (its corrector is dropped: an Euler step with D̂).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { dpmSolverPlusPlusOrderAt, dpmSolverPlusPlusUpdate, eulerUpdate, toD } from '../solvers';
@@ -26,6 +31,10 @@ export type KSamplerName = 'euler' | 'heun' | 'dpmpp_2m' | 'dpmpp_3m';
 export interface KSadaSchedule {
   /** σ_0 > … > σ_N = 0. */
   readonly sigmas: readonly number[];
+  /** Predictor step κ (see the header): 'official' (N/T, default) or 'full' (1). */
+  readonly predictorStep?: 'official' | 'full';
+  /** T for 'official' (default 1000). */
+  readonly numTrainTimesteps?: number;
   /** What the denoiser context reports as t_n (e.g. the discrete timestep of σ_n); defaults to σ_n. */
   readonly timesteps?: readonly number[];
 }
@@ -41,6 +50,7 @@ export function kdiffusionSadaVariant(sampler: KSamplerName, schedule: KSadaSche
   const ts = schedule.timesteps ?? sig.slice(0, N);
   if (ts.length !== N) throw new Error(`kdiffusionSadaVariant: ${ts.length} timesteps for ${N} steps`);
   const order = sampler === 'dpmpp_3m' ? 3 : sampler === 'dpmpp_2m' ? 2 : 0;
+  const kappa = (schedule.predictorStep ?? 'official') === 'official' ? N / (schedule.numTrainTimesteps ?? 1000) : 1;
   return {
     kind: 'kdiffusion', numSteps: N, timesteps: ts, sigmas: sig, initNoiseSigma: sig[0],
     scaleModelInput: (x) => x,
@@ -85,7 +95,7 @@ export function kdiffusionSadaVariant(sampler: KSamplerName, schedule: KSadaSche
       const [d2, d1] = state.prevF;
       if (d2 !== null && d1 !== null) {
         const c = options.coefficients;
-        xHat = tf.tidy(() => tf.add(x, tf.mul(tf.add(tf.add(tf.mul(d, c.c0), tf.mul(d1, c.c1)), tf.mul(d2, c.c2)), sigmaNext - sigma)));
+        xHat = tf.tidy(() => tf.add(x, tf.mul(tf.add(tf.add(tf.mul(d, c.c0), tf.mul(d1, c.c1)), tf.mul(d2, c.c2)), kappa * (sigmaNext - sigma))));
         const M = momentumMap(prev, xHat, d, d1, d2);
         outcome = evaluateCriterion(M, n, state.consSkip, cfg, options);
         M.dispose();
