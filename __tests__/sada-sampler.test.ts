@@ -233,6 +233,19 @@ describe('SADA sampler', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  it("k-diffusion Euler with predictorStep 'full': M = 0.375·Δσ·(Δ²d)² <= 0 at every step (documented degeneracy)", async () => {
+    const sigmas = sadaVariantFromSchedulerConfig(SD21_DPM, 50).sigmas;
+    const v = kdiffusionSadaVariant('euler', { sigmas, predictorStep: 'full' });
+    const x = tf.tidy(() => tf.mul(noise(SHAPE), sigmas[0]));
+    const c = await capture(v, gmmSadaDenoiser(gmm, 'x0'), x, { config: NO_LAGRANGE });
+    x.dispose();
+    const ms = c.records.filter((r) => r.momentumMean !== null).map((r) => r.momentumMean as number);
+    expect(ms.length).toBe(48);
+    expect(ms.every((m) => m <= 0)).toBe(true);
+    // hence the momentum region skips maxInterval of every maxInterval + 1 steps: 11–14, 16–19, …, 46–47
+    expect(c.calls).toBe(50 - 30);
+  });
+
   it('rejects a denoiser output of the wrong shape, naming both shapes', async () => {
     const variant = sadaVariantFromSchedulerConfig(SD21_DPM, 10);
     const x = noise(SHAPE);
