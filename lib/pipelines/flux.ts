@@ -1,0 +1,217 @@
+/**
+ * FLUX.1 text-to-image, as diffusers v0.31.0 `FluxPipeline.__call__` (pipelines/flux/pipeline_flux.py) runs it:
+ *
+ *   1. encode the prompt: pooled = CLIP-L(tokenizer(prompt, 77)).pooler_output            [B, 768]
+ *                         seq    = T5-XXL(tokenizer_2(prompt, 512 dev / 256 schnell))     [B, T, 4096] (no mask)
+ *                         txt_ids = zeros [T, 3]
+ *   2. prepare latents:   z ~ N(0, I) [B, C_lat, H_lat, W_lat] (torch CPU generator), H_lat = 2·⌊H / (2·f)⌋ with f
+ *                         the VAE downsampling; packed 2×2 -> [B, H_lat·W_lat/4, 4·C_lat]; img_ids (0, i, j)
+ *   3. timesteps:         σ = linspace(1, 1/N, N), shifted with μ = calculate_shift(H_lat·W_lat/4) (dynamic shift)
+ *   4. denoise:           x_{i+1} = x_i + (σ_{i+1} − σ_i)·v(x_i, σ_i),  v = transformer(x, t_i/1000, guidance, ...)
+ *                         (flow-matching Euler, lib/solvers/flow-euler; guidance is an embedding, no CFG batch)
+ *   5. decode:            image = VAE.decode(unpack(x) / scaling_factor + shift_factor), then /2 + 0.5, clipped
+ *
+ * The loop is `sampleFlowMatchEuler` over a VelocityModel, so SADA's flow variant (or any other step wrapper)
+ * composes with it. Large-model memory: pass `transformerMode: 'block-by-block'` (docs/flux-memory.md).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { RgbImage, imageFromTensor } from '../io/png';
+import { ClipTextModel, loadClipTextModel } from '../models/clip';
+import { FluxLoadMode, FluxTransformer2DModel, latentImageIds, loadFluxTransformer, packLatents, textIds, unpackLatents } from '../models/flux';
+import { T5EncoderModel, loadT5EncoderModel } from '../models/t5';
+import { AutoencoderKL } from '../models/vae';
+import { TorchGenerator } from '../random/torch-generator';
+import { randnLatentsNHWC } from '../random/randn-tensor';
+import { FlowMatchConfig, FlowMatchSchedule, calculateShift, fluxDefaultSigmas, flowMatchSigmas, parseFlowMatchConfig } from '../schedules';
+import { FlowStepInfo, sampleFlowMatchEuler } from '../solvers';
+import { ClipTokenizer } from '../tokenizers/clip-tokenizer';
+import { FLUX_DEV_T5_MAX_LENGTH, T5Tokenizer } from '../tokenizers/t5-tokenizer';
+
+/** The conditioning of one batch (owned by the caller). */
+export interface FluxPromptEmbeds {
+  /** T5 sequence [B, T, joint_attention_dim]. */
+  readonly promptEmbeds: tf.Tensor3D;
+  /** Pooled CLIP [B, pooled_projection_dim]. */
+  readonly pooledPromptEmbeds: tf.Tensor2D;
+}
+
+export interface FluxTextEncoders {
+  readonly tokenizer: ClipTokenizer;
+  readonly textEncoder: ClipTextModel;
+  readonly tokenizer2: T5Tokenizer;
+  readonly textEncoder2: T5EncoderModel;
+}
+
+/** Step 1: FluxPipeline.encode_prompt (prompt_2 = prompt), each prompt repeated numImagesPerPrompt times. */
+export function encodeFluxPrompt(enc: FluxTextEncoders, prompts: readonly string[], opts: { maxSequenceLength?: number; numImagesPerPrompt?: number } = {}): FluxPromptEmbeds {
+  const maxLen = opts.maxSequenceLength ?? FLUX_DEV_T5_MAX_LENGTH;
+  const n = opts.numImagesPerPrompt ?? 1;
+  const rows = prompts.flatMap((p) => new Array<string>(n).fill(p));
+  return tf.tidy(() => {
+    const clip = enc.tokenizer.encodeBatch(rows); // padding max_length 77, truncation
+    const clipOut = enc.textEncoder.forward(tf.tensor2d(clip.ids, clip.shape, 'int32'));
+    const pooled = tf.clone(clipOut.pooledOutput); // pooler_output (no projection)
+    tf.dispose([clipOut.lastHiddenState, clipOut.pooledOutput, ...(clipOut.textEmbeds ? [clipOut.textEmbeds] : []), ...(clipOut.hiddenStates ?? [])]);
+    const t5Ids = new Int32Array(rows.length * maxLen);
+    rows.forEach((p, i) => t5Ids.set(enc.tokenizer2.encode(p, { maxLength: maxLen, padding: 'max_length', truncation: true }), i * maxLen));
+    const seq = enc.textEncoder2.forward(tf.tensor2d(t5Ids, [rows.length, maxLen], 'int32')); // no attention mask
+    return { promptEmbeds: seq, pooledPromptEmbeds: pooled };
+  }) as unknown as FluxPromptEmbeds;
+}
+
+/** Latent size for an image (FluxPipeline.prepare_latents, v0.31): 2·⌊size / (2·vaeDownsample)⌋. */
+export function fluxLatentSize(height: number, width: number, vaeDownsample: number): { latentHeight: number; latentWidth: number } {
+  const latentHeight = 2 * Math.floor(height / (2 * vaeDownsample));
+  const latentWidth = 2 * Math.floor(width / (2 * vaeDownsample));
+  if (latentHeight === 0 || latentWidth === 0) throw new Error(`Flux: image ${height}x${width} is smaller than one 2x2 latent patch (${2 * vaeDownsample} pixels)`);
+  return { latentHeight, latentWidth };
+}
+
+/** Step 2: noise drawn as torch.randn([B, C, H_lat, W_lat]) on a CPU generator, packed; plus img_ids. */
+export function prepareFluxLatents(generator: TorchGenerator, batch: number, latentChannels: number, latentHeight: number, latentWidth: number): { latents: tf.Tensor3D; imgIds: Float32Array } {
+  const latents = tf.tidy(() => packLatents(randnLatentsNHWC(generator, [batch, latentChannels, latentHeight, latentWidth])));
+  return { latents, imgIds: latentImageIds(latentHeight / 2, latentWidth / 2) };
+}
+
+/** Step 3: the σ grid linspace(1, 1/N, N), dynamically shifted by μ(image tokens) when the config says so. */
+export function fluxSchedule(config: FlowMatchConfig, numSteps: number, imageSeqLen: number): FlowMatchSchedule {
+  const mu = calculateShift(imageSeqLen, config);
+  return flowMatchSigmas(config, numSteps, { sigmas: fluxDefaultSigmas(numSteps), mu: config.useDynamicShifting ? mu : undefined });
+}
+
+export interface FluxDenoiseArgs {
+  readonly latents: tf.Tensor3D;
+  readonly embeds: FluxPromptEmbeds;
+  readonly imgIds: Float32Array;
+  readonly schedule: FlowMatchSchedule;
+  /** Guidance scale for guidance-distilled models (FLUX.1-dev default 3.5); ignored otherwise. */
+  readonly guidanceScale: number;
+  readonly onStep?: (info: FlowStepInfo) => void;
+}
+
+/**
+ * The transformer as a velocity model v(x, σ). The timestep it receives is t/1000 with t = schedule.timesteps[i]
+ * (float32), exactly as the pipeline passes it; σ itself only selects the step.
+ */
+export function fluxVelocityModel(transformer: FluxTransformer2DModel, args: Omit<FluxDenoiseArgs, 'latents' | 'onStep'>, onCall?: () => void) {
+  const { schedule, embeds } = args;
+  const T = embeds.promptEmbeds.shape[1];
+  const txtIds = textIds(T);
+  return (x: tf.Tensor, sigma: number): tf.Tensor => {
+    const i = schedule.sigmas.indexOf(sigma);
+    if (i < 0 || i >= schedule.timesteps.length) throw new Error(`Flux velocity model: σ = ${sigma} is not a step of the schedule`);
+    onCall?.();
+    return transformer.forward({
+      hiddenStates: x as tf.Tensor3D,
+      encoderHiddenStates: embeds.promptEmbeds,
+      pooledProjections: embeds.pooledPromptEmbeds,
+      timestep: Math.fround(schedule.timesteps[i] / 1000),
+      guidance: transformer.config.guidanceEmbeds ? args.guidanceScale : null,
+      imgIds: { rows: x.shape[1]!, data: args.imgIds },
+      txtIds: { rows: T, data: txtIds },
+    });
+  };
+}
+
+/** Step 4: flow-matching Euler over the schedule; returns the final packed latents and the transformer call count. */
+export function denoiseFlux(transformer: FluxTransformer2DModel, args: FluxDenoiseArgs): { latents: tf.Tensor3D; nfe: number } {
+  let nfe = 0;
+  const v = fluxVelocityModel(transformer, args, () => nfe++);
+  const latents = sampleFlowMatchEuler(v, args.latents, args.schedule.sigmas, { onStep: args.onStep }) as tf.Tensor3D;
+  return { latents, nfe };
+}
+
+/** Step 5: packed latents -> images [B, H, W, 3] in [0, 1]. */
+export function decodeFluxLatents(vae: AutoencoderKL, packed: tf.Tensor3D, latentHeight: number, latentWidth: number): tf.Tensor4D {
+  const vc = vae.config;
+  return tf.tidy(() => {
+    let z: tf.Tensor = tf.div(unpackLatents(packed, latentHeight, latentWidth), vc.scalingFactor);
+    if (vc.shiftFactor !== null) z = tf.add(z, vc.shiftFactor);
+    return tf.clipByValue(tf.add(tf.mul(vae.decode(z as tf.Tensor4D), 0.5), 0.5), 0, 1) as tf.Tensor4D;
+  });
+}
+
+/** VAE downsampling factor 2^(len(block_out_channels) − 1). */
+export function vaeDownsample(vae: AutoencoderKL): number {
+  return 2 ** (vae.config.blockOutChannels.length - 1);
+}
+
+export interface FluxPipeline extends FluxTextEncoders {
+  readonly transformer: FluxTransformer2DModel;
+  readonly vae: AutoencoderKL;
+  readonly scheduler: FlowMatchConfig;
+  dispose(): void;
+}
+
+/** Loads a diffusers FLUX.1 folder (model_index.json `_class_name` "FluxPipeline"), every component strictly. */
+export function loadFluxPipeline(dir: string, opts: { transformerMode?: FluxLoadMode } = {}): FluxPipeline {
+  const indexFile = path.join(dir, 'model_index.json');
+  if (!fs.existsSync(indexFile)) throw new Error(`${dir}: no model_index.json (expected a diffusers FluxPipeline folder)`);
+  const index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as Record<string, unknown>;
+  if (index._class_name !== 'FluxPipeline') throw new Error(`${indexFile}: _class_name is ${JSON.stringify(index._class_name)}, expected "FluxPipeline"`);
+  const sub = (name: string) => path.join(dir, name);
+  const schedulerFile = sub('scheduler/scheduler_config.json');
+  const scheduler = parseFlowMatchConfig(JSON.parse(fs.readFileSync(schedulerFile, 'utf8')) as Record<string, unknown>);
+  const loaded: { dispose(): void }[] = [];
+  const keep = <T extends { dispose(): void }>(m: T): T => (loaded.push(m), m);
+  try {
+    const parts = {
+      tokenizer: ClipTokenizer.fromFolder(sub('tokenizer')),
+      tokenizer2: T5Tokenizer.fromPretrained(sub('tokenizer_2')),
+      textEncoder: keep(loadClipTextModel(sub('text_encoder'), { withProjection: false })),
+      textEncoder2: keep(loadT5EncoderModel(sub('text_encoder_2'))),
+      vae: keep(AutoencoderKL.load(sub('vae'))),
+      transformer: keep(loadFluxTransformer(sub('transformer'), { mode: opts.transformerMode ?? 'resident' })),
+    };
+    return { ...parts, scheduler, dispose: () => loaded.forEach((m) => m.dispose()) };
+  } catch (e) {
+    loaded.forEach((m) => m.dispose());
+    throw e;
+  }
+}
+
+export interface FluxTxt2ImgParams {
+  readonly prompt: string;
+  readonly height?: number;
+  readonly width?: number;
+  readonly steps?: number;
+  readonly guidanceScale?: number;
+  readonly seed: number;
+  readonly maxSequenceLength?: number;
+}
+
+export interface FluxTxt2ImgResult {
+  readonly image: RgbImage;
+  readonly nfe: number;
+  readonly sigmas: readonly number[];
+  readonly timings: { readonly encodeMs: number; readonly denoiseMs: number; readonly decodeMs: number };
+}
+
+/** The numbered recipe of the file header, for one prompt. Defaults: 1024x1024, 28 steps, guidance 3.5 (FluxPipeline). */
+export function fluxTxt2Img(pipe: FluxPipeline, params: FluxTxt2ImgParams, onStep?: (step: number, numSteps: number) => void): FluxTxt2ImgResult {
+  const steps = params.steps ?? 28;
+  const t0 = Date.now();
+  const embeds = encodeFluxPrompt(pipe, [params.prompt], { maxSequenceLength: params.maxSequenceLength }); // 1.
+  const own: tf.Tensor[] = [embeds.promptEmbeds, embeds.pooledPromptEmbeds];
+  try {
+    const t1 = Date.now();
+    const { latentHeight, latentWidth } = fluxLatentSize(params.height ?? 1024, params.width ?? 1024, vaeDownsample(pipe.vae));
+    const prep = prepareFluxLatents(new TorchGenerator(params.seed), 1, pipe.transformer.config.inChannels / 4, latentHeight, latentWidth); // 2.
+    own.push(prep.latents);
+    const schedule = fluxSchedule(pipe.scheduler, steps, prep.latents.shape[1]); // 3.
+    const out = denoiseFlux(pipe.transformer, {
+      latents: prep.latents, embeds, imgIds: prep.imgIds, schedule, guidanceScale: params.guidanceScale ?? 3.5,
+      onStep: (info) => onStep?.(info.i, steps),
+    }); // 4.
+    own.push(out.latents);
+    const t2 = Date.now();
+    const pixels = decodeFluxLatents(pipe.vae, out.latents, latentHeight, latentWidth); // 5.
+    own.push(pixels);
+    const image = imageFromTensor(pixels);
+    return { image, nfe: out.nfe, sigmas: schedule.sigmas, timings: { encodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: Date.now() - t2 } };
+  } finally {
+    tf.dispose(own);
+  }
+}
