@@ -67,6 +67,33 @@ describe('CLAP text encoder', () => {
       model.dispose();
     });
 
+    it('getTextFeatures drops trailing all-padding columns without changing the result', () => {
+      const model = loadClapTextModel(dir);
+      const T = 32;
+      const ids = new Int32Array(2 * T).fill(1);
+      const mask = new Int32Array(2 * T);
+      [9, 5].forEach((len, b) => {
+        for (let t = 0; t < len; t++) {
+          ids[b * T + t] = t === 0 ? 0 : t === len - 1 ? 2 : 10 + 7 * t + b;
+          mask[b * T + t] = 1;
+        }
+      });
+      const idsT = tf.tensor2d(ids, [2, T], 'int32');
+      const maskT = tf.tensor2d(mask, [2, T], 'int32');
+      const before = tf.memory().numTensors;
+      const trimmed = model.getTextFeatures(idsT, maskT);
+      const full = model.getTextFeatures(idsT, maskT, { trimPadding: false });
+      expect(trimmed.shape).toEqual([2, 16]);
+      let err = 0;
+      const a = trimmed.dataSync();
+      full.dataSync().forEach((v, i) => (err = Math.max(err, Math.abs(v - a[i]))));
+      expect(err).toBeLessThan(1e-6);
+      tf.dispose([trimmed, full]);
+      expect(tf.memory().numTensors).toBe(before);
+      tf.dispose([idsT, maskT]);
+      model.dispose();
+    });
+
     it('forward leaks no tensor and rejects ids outside the vocabulary and too many positions', () => {
       const model = loadClapTextModel(dir);
       const before = tf.memory().numTensors;

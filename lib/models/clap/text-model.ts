@@ -55,6 +55,15 @@ export function l2Normalize<T extends tf.Tensor>(x: T, eps = L2_NORMALIZE_EPS): 
   return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', -1, true), eps)));
 }
 
+/** 1 + the last column where any row of `mask` [B, T] is nonzero (at least 1). */
+function attendedLength(mask: tf.Tensor2D): number {
+  const [B, T] = mask.shape;
+  const m = mask.dataSync();
+  let last = 0;
+  for (let b = 0; b < B; b++) for (let t = last; t < T; t++) if (m[b * T + t] !== 0) last = t;
+  return last + 1;
+}
+
 /** One post-LN BERT layer (ClapTextLayer = ClapTextAttention + ClapTextIntermediate + ClapTextOutput). */
 class ClapTextLayer {
   constructor(
@@ -221,12 +230,20 @@ export class ClapTextModelWithProjection {
   /**
    * What MusicLDM / AudioLDM feed the UNet as `class_labels`: text_embeds / max(‖text_embeds‖₂, 1e-12)
    * (`ClapModel.get_text_features`, or `F.normalize(ClapTextModelWithProjection(...).text_embeds, dim=-1)`).
+   * With a mask, trailing columns that no row attends to are dropped first (same result, far less work);
+   * `trimPadding: false` runs the full length.
    */
-  getTextFeatures(inputIds: tf.Tensor2D, attentionMask?: tf.Tensor2D): tf.Tensor2D {
-    const o = this.forward(inputIds, { attentionMask });
-    const feats = l2Normalize(o.textEmbeds);
-    disposeClapTextOutput(o);
-    return feats;
+  getTextFeatures(inputIds: tf.Tensor2D, attentionMask?: tf.Tensor2D, opts: { trimPadding?: boolean } = {}): tf.Tensor2D {
+    const keep = attentionMask && opts.trimPadding !== false ? attendedLength(attentionMask) : inputIds.shape[1];
+    return tf.tidy(() => {
+      // Columns after the last attended one are masked keys for every row: dropping them leaves every attended
+      // token, hence the <s> token the pooler reads, unchanged (pipelines pad 512 ids for ~10-20 real tokens).
+      const trim = (t: tf.Tensor2D) => (keep === t.shape[1] ? t : tf.slice(t, [0, 0], [t.shape[0], keep]));
+      const o = this.forward(trim(inputIds), { attentionMask: attentionMask ? trim(attentionMask) : undefined });
+      const feats = l2Normalize(o.textEmbeds);
+      disposeClapTextOutput(o);
+      return feats;
+    });
   }
 
   dispose(): void {
