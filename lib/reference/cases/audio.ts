@@ -7,6 +7,7 @@
  * Each rebuilds its model(s) from the case folder and compares EVERY stored output (a stored tensor the port does
  * not produce is a FAIL). Float tensors with NETWORK_TOL; ids and lengths exactly.
  */
+import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { HostTensor } from '../../io/safetensors';
@@ -110,7 +111,11 @@ export const HIFIGAN_VOCODER_CHECKER: CaseChecker = {
       tf.tidy(() => {
         const spec = hostTensor(c.input('spectrogram'));
         record(computed, 'waveform', runVocoder(vocoder, spec, computed)); // normalize_before as configured
-        record(computed, 'waveform_normalize_before_true', runVocoder(vocoder, spec, computed, true, false));
+        // Other branches are stored as `waveform_normalize_before_<true|false>` (same weights and input).
+        for (const name of c.outputs().keys()) {
+          const m = /^waveform_normalize_before_(true|false)$/.exec(name);
+          if (m) record(computed, name, runVocoder(vocoder, spec, computed, m[1] === 'true', false));
+        }
       });
       aliasFirstResblocks(computed, vocoder);
       reportAll(c, computed, report);
@@ -120,12 +125,16 @@ export const HIFIGAN_VOCODER_CHECKER: CaseChecker = {
   },
 };
 
-/** The vocoder folder of a musicldm-mel case: `case.vocoder` names it ("… (../hifigan-vocoder/config.json …)"). */
+/**
+ * The vocoder folder of a musicldm-mel case: the one `case.vocoder` names ("… (../hifigan-vocoder/config.json …)"),
+ * else a `vocoder/` sub-folder (diffusers pipeline layout).
+ */
 function vocoderDir(c: ReferenceCase): string {
   const desc = String(c.config.case.vocoder ?? '');
   const m = /\(([^\s()]+)\/config\.json/.exec(desc);
-  if (!m) throw new Error(`${c.file('config.json')}: case.vocoder does not name the vocoder folder ("(<dir>/config.json ..."): ${JSON.stringify(desc)}`);
-  return path.resolve(c.dir, m[1]);
+  if (m) return path.resolve(c.dir, m[1]);
+  if (fs.existsSync(c.file(path.join('vocoder', 'config.json')))) return c.file('vocoder');
+  throw new Error(`${c.file('config.json')}: cannot find the vocoder: case.vocoder names no "(<dir>/config.json" (${JSON.stringify(desc)}) and there is no vocoder/ folder`);
 }
 
 export const MUSICLDM_MEL_CHECKER: CaseChecker = {
