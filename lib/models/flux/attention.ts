@@ -88,12 +88,15 @@ export class FluxAttention {
         k: s.normK.forward(s.k[h].forward(x)),
         v: s.v[h].forward(x),
       });
-      const img = proj(this.image, xb);
-      const txt = cb && this.text ? proj(this.text, cb) : null;
-      const q = txt ? (tf.concat([txt.q, img.q], 0) as tf.Tensor2D) : img.q; // [L, d], text first
-      const k = txt ? (tf.concat([txt.k, img.k], 0) as tf.Tensor2D) : img.k;
-      const v = txt ? (tf.concat([txt.v, img.v], 0) as tf.Tensor2D) : img.v;
-      heads.push(attendOneHead(tf.mul(rope.apply(q), scale), tf.transpose(rope.apply(k)), v));
+      // One tidy per head: only the head's output [L, d] outlives it (keeps 1024² activations small).
+      heads.push(tf.tidy(() => {
+        const img = proj(this.image, xb);
+        const txt = cb && this.text ? proj(this.text, cb) : null;
+        const q = txt ? (tf.concat([txt.q, img.q], 0) as tf.Tensor2D) : img.q; // [L, d], text first
+        const k = txt ? (tf.concat([txt.k, img.k], 0) as tf.Tensor2D) : img.k;
+        const v = txt ? (tf.concat([txt.v, img.v], 0) as tf.Tensor2D) : img.v;
+        return attendOneHead(tf.mul(rope.apply(q), scale), tf.transpose(rope.apply(k)), v);
+      }));
     }
     return heads.length === 1 ? heads[0] : (tf.concat(heads, 1) as tf.Tensor2D); // [L, H·d]
   }

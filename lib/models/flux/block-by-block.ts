@@ -1,25 +1,31 @@
 /**
  * Block-by-block execution of the Flux transformer: the memory plan for the 12 B model (issue 8, item 6;
- * docs/flux-memory.md). Only the non-block parts (embedders, norm_out, proj_out: ~0.1 B parameters for
- * FLUX.1) stay resident; each double/single block's weights are read from the safetensors file(s) when the block
- * runs (F16/BF16 upcast to float32 on the host), uploaded, used once and disposed. Peak device memory is then
- * about the resident parts + the largest block (FLUX.1: a double block is 340 M parameters = 1.36 GB in
- * float32) + activations, instead of 48 GB.
+ * docs/flux-memory.md). Only the non-block parts (embedders, norm_out, proj_out: 64 M parameters for FLUX.1)
+ * stay resident. Each block runs part by part (blocks.ts: norm1, norm1_context, attn, ff, ff_context / norm,
+ * proj_mlp, attn, proj_out); every part's weights are read from the safetensors file(s) when it is used (F16/BF16
+ * upcast to float32 on the host), uploaded, used once and disposed. So at most one part is on the device at a
+ * time (FLUX.1: the 6·C-wide modulation linear, 56.6 M parameters = 0.23 GB) besides the resident parts and the
+ * activations, instead of 48 GB for everything or 1.36 GB for a whole double block.
  *
- * Strictness equals the resident mode's: at open, the non-block parts are loaded strictly; block 0 of each kind is
- * loaded once strictly (then disposed) and every other block must hold exactly the same relative key names and
- * shapes; block indices beyond the configured counts and any other key are reported as unexpected. Each later
- * per-block load is strict again (a file changed under us fails loudly).
+ * Strictness equals the resident mode's. At open, the non-block parts are loaded strictly, and block 0 of each
+ * kind is loaded strictly part by part, then disposed. Every other block must hold exactly block 0's relative key
+ * names and shapes, and block indices beyond the configured counts (and any other key) are reported as
+ * unexpected, all together. Each later part load is strict again, so a file changed under us fails loudly.
  */
 import { HostTensor, SafetensorsFile, tfjsDTypeOf } from '../../io/safetensors';
 import { VarBuilder, WeightLoadError } from '../../weights';
-import { FluxSingleTransformerBlock, FluxTransformerBlock } from './blocks';
+import * as tf from '@tensorflow/tfjs-core';
+import { DoubleBlockParts, SingleBlockParts, UsePart, doubleBlockForward, doublePartLoaders, singleBlockForward, singlePartLoaders } from './blocks';
 import { FluxTransformerConfig, fluxInnerDim } from './config';
+import { Rope } from './rope';
 import { FluxBlockSource, FluxTransformer2DModel } from './transformer';
 
 const DOUBLE_PREFIX = 'transformer_blocks';
 const SINGLE_PREFIX = 'single_transformer_blocks';
 const BLOCK_KEY = /^(transformer_blocks|single_transformer_blocks)\.(\d+)\.(.+)$/;
+
+/** Called after a part was uploaded ('loaded') and after it ran, before it is disposed ('used'). */
+export type PartProbe = (key: string, phase: 'loaded' | 'used') => void;
 
 /** An index of the tensors of several safetensors files, read lazily. */
 class LazyIndex {
@@ -59,8 +65,8 @@ class LazyIndex {
   }
 }
 
-/** Runs `build` on a VarBuilder over `names` only, then finish()es it (strict); context prefixed to errors. */
-function buildStrict<T extends { dispose(): void }>(index: LazyIndex, names: Iterable<string>, what: string, build: (vb: VarBuilder) => T): T {
+/** Runs `build` on a VarBuilder over `names` only, then finish()es it (strict); `what` prefixes errors. */
+function buildStrict<T>(index: LazyIndex, names: Iterable<string>, what: string, build: (vb: VarBuilder) => T): T {
   const vb = VarBuilder.fromHostTensors(index.lazyMap(names));
   let built: T;
   try {
@@ -82,47 +88,48 @@ function buildStrict<T extends { dispose(): void }>(index: LazyIndex, names: Ite
   return built;
 }
 
+type Loaders<P> = { readonly [K in keyof P]: (vb: VarBuilder) => P[K] };
+
 export class BlockByBlockFluxBlocks implements FluxBlockSource {
   readonly mode = 'block-by-block';
-  private readonly index: LazyIndex;
-  private readonly cfg: FluxTransformerConfig;
-  /** Full key names of each block, by kind and index. */
-  private readonly keys: { double: string[][]; single: string[][] };
+  private readonly doubleLoaders: Loaders<DoubleBlockParts>;
+  private readonly singleLoaders: Loaders<SingleBlockParts>;
 
-  constructor(index: LazyIndex, cfg: FluxTransformerConfig, keys: { double: string[][]; single: string[][] }) {
-    this.index = index;
-    this.cfg = cfg;
-    this.keys = keys;
+  private constructor(
+    private readonly index: LazyIndex,
+    /** Full key names of each block, by kind and index. */
+    private readonly keys: { double: string[][]; single: string[][] },
+    cfg: FluxTransformerConfig,
+    private readonly probe?: PartProbe,
+  ) {
+    const C = fluxInnerDim(cfg);
+    this.doubleLoaders = doublePartLoaders(C, cfg.numAttentionHeads, cfg.attentionHeadDim);
+    this.singleLoaders = singlePartLoaders(C, cfg.numAttentionHeads, cfg.attentionHeadDim);
   }
 
-  private loadDouble(i: number): FluxTransformerBlock {
-    const C = fluxInnerDim(this.cfg);
-    return buildStrict(this.index, this.keys.double[i], `${DOUBLE_PREFIX}.${i}`, (vb) =>
-      FluxTransformerBlock.load(vb.pp(DOUBLE_PREFIX).pp(i), C, this.cfg.numAttentionHeads, this.cfg.attentionHeadDim));
+  /** `use` for block `prefix.i`: loads part `name` (keys `prefix.i.name.*`) strictly, runs fn, disposes it. */
+  private user<P>(prefix: string, i: number, blockKeys: readonly string[], loaders: Loaders<P>): UsePart<P> {
+    return <K extends keyof P, T>(name: K, fn: (part: P[K]) => T): T => {
+      const partPrefix = `${prefix}.${i}.${String(name)}`;
+      const names = blockKeys.filter((k) => k.startsWith(`${partPrefix}.`));
+      const part = buildStrict(this.index, names, partPrefix, (vb) => loaders[name](vb.pp(prefix).pp(i))) as P[K] & { dispose(): void };
+      try {
+        this.probe?.(partPrefix, 'loaded');
+        const out = fn(part);
+        this.probe?.(partPrefix, 'used');
+        return out;
+      } finally {
+        part.dispose();
+      }
+    };
   }
 
-  private loadSingle(i: number): FluxSingleTransformerBlock {
-    const C = fluxInnerDim(this.cfg);
-    return buildStrict(this.index, this.keys.single[i], `${SINGLE_PREFIX}.${i}`, (vb) =>
-      FluxSingleTransformerBlock.load(vb.pp(SINGLE_PREFIX).pp(i), C, this.cfg.numAttentionHeads, this.cfg.attentionHeadDim));
+  runDouble(i: number, x: tf.Tensor3D, ctx: tf.Tensor3D, temb: tf.Tensor2D, rope: Rope): { x: tf.Tensor3D; ctx: tf.Tensor3D } {
+    return doubleBlockForward(this.user(DOUBLE_PREFIX, i, this.keys.double[i], this.doubleLoaders), x, ctx, temb, rope);
   }
 
-  withDoubleBlock<T>(i: number, fn: (block: FluxTransformerBlock) => T): T {
-    const block = this.loadDouble(i);
-    try {
-      return fn(block);
-    } finally {
-      block.dispose();
-    }
-  }
-
-  withSingleBlock<T>(i: number, fn: (block: FluxSingleTransformerBlock) => T): T {
-    const block = this.loadSingle(i);
-    try {
-      return fn(block);
-    } finally {
-      block.dispose();
-    }
+  runSingle(i: number, h: tf.Tensor3D, temb: tf.Tensor2D, rope: Rope): tf.Tensor3D {
+    return singleBlockForward(this.user(SINGLE_PREFIX, i, this.keys.single[i], this.singleLoaders), h, temb, rope);
   }
 
   /** Closes the weight files. */
@@ -130,11 +137,20 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
     this.index.close();
   }
 
+  /** Loads every part of block 0 of `kind` strictly (then disposes it); keys of block 0 outside every part are unexpected. */
+  private checkBlockZero<P>(prefix: string, blockKeys: readonly string[], loaders: Loaders<P>): void {
+    const partNames = Object.keys(loaders);
+    const orphans = blockKeys.filter((k) => !partNames.some((p) => k.startsWith(`${prefix}.0.${p}.`)));
+    if (orphans.length) throw new WeightLoadError(`${prefix}.0`, [], orphans, []);
+    const use = this.user(prefix, 0, blockKeys, loaders);
+    for (const name of partNames) use(name as keyof P, () => undefined);
+  }
+
   /**
    * Opens `paths` (a diffusers transformer folder's safetensors files), loads the non-block parts and checks every
    * block's keys as described in the file header. The returned model keeps the files open until dispose().
    */
-  static open(paths: readonly string[], cfg: FluxTransformerConfig): FluxTransformer2DModel {
+  static open(paths: readonly string[], cfg: FluxTransformerConfig, opts: { probe?: PartProbe } = {}): FluxTransformer2DModel {
     const index = new LazyIndex(paths);
     try {
       const groups = { double: new Map<number, string[]>(), single: new Map<number, string[]>() };
@@ -157,10 +173,9 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
         g.get(i)!.push(name);
       }
       // Every block must have block 0's relative names and shapes.
-      const problems: string[] = [];
+      const misshaped: string[] = [];
       const missing: string[] = [];
-      const signature = (names: readonly string[]) =>
-        new Map(names.map((n) => [BLOCK_KEY.exec(n)![3], index.where.get(n)!.info(n).shape.join(',')]));
+      const signature = (names: readonly string[]) => new Map(names.map((n) => [BLOCK_KEY.exec(n)![3], index.where.get(n)!.info(n).shape.join(', ')]));
       const keys = { double: [] as string[][], single: [] as string[][] };
       for (const [kind, count, prefix] of [['double', cfg.numLayers, DOUBLE_PREFIX], ['single', cfg.numSingleLayers, SINGLE_PREFIX]] as const) {
         const ref = signature(groups[kind].get(0) ?? []);
@@ -170,26 +185,21 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
           if (i === 0) continue;
           const sig = signature(names);
           for (const [rel, shape] of ref) {
-            if (!sig.has(rel)) missing.push(`${prefix}.${i}.${rel} [${shape.split(',').join(', ')}]`);
-            else if (sig.get(rel) !== shape) problems.push(`${prefix}.${i}.${rel}: expected [${shape.split(',').join(', ')}] (as block 0), found [${sig.get(rel)!.split(',').join(', ')}]`);
+            if (!sig.has(rel)) missing.push(`${prefix}.${i}.${rel} [${shape}]`);
+            else if (sig.get(rel) !== shape) misshaped.push(`${prefix}.${i}.${rel}: expected [${shape}] (as block 0), found [${sig.get(rel)}]`);
           }
           for (const rel of sig.keys()) if (!ref.has(rel)) unexpected.push(`${prefix}.${i}.${rel}`);
         }
       }
-      if (missing.length || unexpected.length || problems.length)
-        throw new WeightLoadError(paths.join(', '), missing, unexpected, problems);
+      if (missing.length || unexpected.length || misshaped.length) throw new WeightLoadError(paths.join(', '), missing, unexpected, misshaped);
 
-      const parts = buildStrict(index, other, 'non-block parameters', (vb) => {
-        const p = FluxTransformer2DModel.loadNonBlockParts(vb, cfg);
-        return { ...p, dispose: () => Object.values(p).forEach((m) => m.dispose()) };
-      });
-      const source = new BlockByBlockFluxBlocks(index, cfg, keys);
+      const parts = buildStrict(index, other, 'non-block parameters', (vb) => FluxTransformer2DModel.loadNonBlockParts(vb, cfg));
+      const source = new BlockByBlockFluxBlocks(index, keys, cfg, opts.probe);
       try {
-        // Block 0 of each kind, strictly (names the missing/mis-shaped keys as the resident mode would).
-        if (cfg.numLayers > 0) source.loadDouble(0).dispose();
-        if (cfg.numSingleLayers > 0) source.loadSingle(0).dispose();
+        if (cfg.numLayers > 0) source.checkBlockZero(DOUBLE_PREFIX, keys.double[0], source.doubleLoaders);
+        if (cfg.numSingleLayers > 0) source.checkBlockZero(SINGLE_PREFIX, keys.single[0], source.singleLoaders);
       } catch (e) {
-        parts.dispose();
+        Object.values(parts).forEach((p) => p.dispose());
         throw e;
       }
       return new FluxTransformer2DModel(cfg, parts, source);

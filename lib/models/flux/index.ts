@@ -5,8 +5,8 @@
  * ---
  *   parseFluxConfig(configJson) -> FluxTransformerConfig   presets FLUX_DEV_TRANSFORMER, FLUX_SCHNELL_TRANSFORMER,
  *                                                          TINY_FLUX_TRANSFORMER
- *   loadFluxTransformer(dir, {mode: 'resident' | 'block-by-block'})      strict loading from a diffusers folder
- *   loadFluxTransformerFromFiles(files, cfg, mode)
+ *   loadFluxTransformer(dir, {mode: 'resident' | 'block-by-block', probe?})  strict loading from a diffusers folder
+ *   loadFluxTransformerFromFiles(files, cfg, mode, {probe?})       probe(partKey, 'loaded' | 'used') in block-by-block
  *   FluxTransformer2DModel.fromVarBuilder(vb, cfg) (+ vb.finish())       resident
  *   model.forward({hiddenStates [B,S,in], encoderHiddenStates [B,T,joint], pooledProjections [B,P],
  *                  timestep (σ), guidance?, imgIds, txtIds, onIntermediate?, onBlock?}) -> [B, S, p²·out]
@@ -21,8 +21,14 @@ export {
 } from './config';
 export { FluxTransformer2DModel, ResidentFluxBlocks } from './transformer';
 export type { FluxBlockSource, FluxForwardArgs, PositionIds } from './transformer';
-export { FluxTransformerBlock, FluxSingleTransformerBlock } from './blocks';
+export {
+  FluxTransformerBlock, FluxSingleTransformerBlock, FeedForward, SplitProjOut, doubleBlockForward, singleBlockForward,
+  doublePartLoaders, singlePartLoaders,
+} from './blocks';
+export type { DoubleBlockParts, SingleBlockParts, UsePart } from './blocks';
 export { BlockByBlockFluxBlocks } from './block-by-block';
+export type { PartProbe } from './block-by-block';
+export { geluTanhLean } from './activation';
 export { loadFluxTransformer, loadFluxTransformerFromFiles } from './load';
 export type { FluxLoadMode, FluxLoadOptions } from './load';
 export { packLatents, unpackLatents, latentImageIds, textIds } from './packing';

@@ -7,7 +7,7 @@
  */
 import * as path from 'path';
 import { VarBuilder, componentWeightFiles, readComponentConfig } from '../../weights';
-import { BlockByBlockFluxBlocks } from './block-by-block';
+import { BlockByBlockFluxBlocks, PartProbe } from './block-by-block';
 import { FluxTransformerConfig, parseFluxConfig } from './config';
 import { FluxTransformer2DModel } from './transformer';
 
@@ -15,12 +15,14 @@ export type FluxLoadMode = 'resident' | 'block-by-block';
 
 export interface FluxLoadOptions {
   readonly mode?: FluxLoadMode;
+  /** block-by-block only: called when a block part was uploaded and when it has run (memory probes, progress). */
+  readonly probe?: PartProbe;
   readonly weightsFile?: string;
 }
 
 /** From explicit safetensors files and a parsed config. */
-export function loadFluxTransformerFromFiles(files: string[], cfg: FluxTransformerConfig, mode: FluxLoadMode = 'resident'): FluxTransformer2DModel {
-  if (mode === 'block-by-block') return BlockByBlockFluxBlocks.open(files, cfg);
+export function loadFluxTransformerFromFiles(files: string[], cfg: FluxTransformerConfig, mode: FluxLoadMode = 'resident', opts: { probe?: PartProbe } = {}): FluxTransformer2DModel {
+  if (mode === 'block-by-block') return BlockByBlockFluxBlocks.open(files, cfg, opts);
   const vb = VarBuilder.fromFiles(files);
   let model: FluxTransformer2DModel;
   try {
@@ -40,5 +42,5 @@ export function loadFluxTransformerFromFiles(files: string[], cfg: FluxTransform
 /** From a diffusers `transformer/` folder. */
 export function loadFluxTransformer(dir: string, opts: FluxLoadOptions = {}): FluxTransformer2DModel {
   const cfg = parseFluxConfig(readComponentConfig(dir), path.join(dir, 'config.json'));
-  return loadFluxTransformerFromFiles(componentWeightFiles(dir, opts.weightsFile), cfg, opts.mode ?? 'resident');
+  return loadFluxTransformerFromFiles(componentWeightFiles(dir, opts.weightsFile), cfg, opts.mode ?? 'resident', { probe: opts.probe });
 }

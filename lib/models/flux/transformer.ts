@@ -9,9 +9,9 @@
  *   h = [c; x];  for each single block:  h = block(h, temb, rope)
  *   out = proj_out(AdaLNContinuous(h[T:], temb))  [B, S, p²·out_channels]   (the velocity for flow matching)
  *
- * Blocks come from a FluxBlockSource: all resident (`fromVarBuilder`), or uploaded from the safetensors file
- * when each block runs and disposed after (block-by-block.ts; the memory plan for the 12 B model). Activations
- * are disposed block by block, never accumulated.
+ * Blocks come from a FluxBlockSource: all resident (`fromVarBuilder`), or read from the safetensors file part by
+ * part while each block runs and disposed after (block-by-block.ts; the memory plan for the 12 B model).
+ * Activations are disposed block by block, never accumulated.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Linear, expectDim, expectRank, shapeStr } from '../../nn';
@@ -25,9 +25,9 @@ import { Rope, fluxRopeTables } from './rope';
 /** Where the blocks' weights live while the model runs. */
 export interface FluxBlockSource {
   readonly mode: 'resident' | 'block-by-block';
-  /** Runs `fn` with double-stream block i (in block-by-block mode loaded for this call and disposed after). */
-  withDoubleBlock<T>(i: number, fn: (block: FluxTransformerBlock) => T): T;
-  withSingleBlock<T>(i: number, fn: (block: FluxSingleTransformerBlock) => T): T;
+  /** Double-stream block i (block-by-block: each part loaded for its use and disposed after). */
+  runDouble(i: number, x: tf.Tensor3D, ctx: tf.Tensor3D, temb: tf.Tensor2D, rope: Rope): { x: tf.Tensor3D; ctx: tf.Tensor3D };
+  runSingle(i: number, h: tf.Tensor3D, temb: tf.Tensor2D, rope: Rope): tf.Tensor3D;
   dispose(): void;
 }
 
@@ -45,11 +45,11 @@ export class ResidentFluxBlocks implements FluxBlockSource {
     const s = Array.from({ length: cfg.numSingleLayers }, (_, i) => FluxSingleTransformerBlock.load(vb.pp('single_transformer_blocks').pp(i), C, cfg.numAttentionHeads, cfg.attentionHeadDim));
     return new ResidentFluxBlocks(d, s);
   }
-  withDoubleBlock<T>(i: number, fn: (block: FluxTransformerBlock) => T): T {
-    return fn(this.double[i]);
+  runDouble(i: number, x: tf.Tensor3D, ctx: tf.Tensor3D, temb: tf.Tensor2D, rope: Rope): { x: tf.Tensor3D; ctx: tf.Tensor3D } {
+    return this.double[i].forward(x, ctx, temb, rope);
   }
-  withSingleBlock<T>(i: number, fn: (block: FluxSingleTransformerBlock) => T): T {
-    return fn(this.single[i]);
+  runSingle(i: number, h: tf.Tensor3D, temb: tf.Tensor2D, rope: Rope): tf.Tensor3D {
+    return this.single[i].forward(h, temb, rope);
   }
   dispose(): void {
     for (const b of this.double) b.dispose();
@@ -77,8 +77,7 @@ export interface FluxForwardArgs {
   /** Debug values named as diffusers' modules: x_embedder, context_embedder, time_text_embed, pos_embed.0/.1,
    *  transformer_blocks.i.0 (text) / .1 (image), single_transformer_blocks.i, norm_out. Disposed after the call. */
   readonly onIntermediate?: (name: string, t: tf.Tensor) => void;
-  /** Progress: called when block `index` of `kind` has run, while its weights are still loaded (in block-by-block
-   *  mode this is the moment of peak device memory), with the block count of that kind. */
+  /** Progress: called after block `index` of `kind` has run, with the block count of that kind. */
   readonly onBlock?: (kind: 'double' | 'single', index: number, count: number) => void;
 }
 
@@ -172,30 +171,24 @@ export class FluxTransformer2DModel {
         sink('pos_embed.1', rope.sin);
       }
       for (let i = 0; i < cfg.numLayers; i++) {
-        const out = this.blocks.withDoubleBlock(i, (b) => {
-          const o = b.forward(x, c, temb, rope);
-          args.onBlock?.('double', i, cfg.numLayers);
-          return o;
-        });
+        const out = this.blocks.runDouble(i, x, c, temb, rope);
         tf.dispose([x, c]);
         x = out.x;
         c = out.ctx;
         sink?.(`transformer_blocks.${i}.0`, c);
         sink?.(`transformer_blocks.${i}.1`, x);
+        args.onBlock?.('double', i, cfg.numLayers);
       }
       let h: tf.Tensor3D = tf.concat([c, x], 1); // [B, T + S, C], text first
       tf.dispose([x, c]);
       x = c = h; // disposed once below via h
       for (let i = 0; i < cfg.numSingleLayers; i++) {
-        const next = this.blocks.withSingleBlock(i, (b) => {
-          const o = b.forward(h, temb, rope);
-          args.onBlock?.('single', i, cfg.numSingleLayers);
-          return o;
-        });
+        const next = this.blocks.runSingle(i, h, temb, rope);
         h.dispose();
         h = next;
         x = c = h;
         sink?.(`single_transformer_blocks.${i}`, h);
+        args.onBlock?.('single', i, cfg.numSingleLayers);
       }
       return tf.tidy(() => {
         const C = fluxInnerDim(cfg);
