@@ -1,7 +1,9 @@
 /** T5 encoder (FLUX.1 text_encoder_2 style): golden vectors, bucket formula, mask semantics, leaks, strict loading. */
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { readAllSafetensors } from '../lib/io/safetensors';
+import * as fs from 'fs';
+import * as os from 'os';
+import { readAllSafetensors, writeSafetensors } from '../lib/io/safetensors';
 import { T5EncoderModel, loadT5EncoderFromFiles, parseT5Config, relativePositionBucket } from '../lib/models/t5';
 import { ReferenceCase } from '../lib/reference/case';
 import { T5_ENCODER_CHECKER } from '../lib/reference/cases/flux';
@@ -9,6 +11,15 @@ import { Comparison } from '../lib/reference/compare';
 import { VarBuilder } from '../lib/weights';
 import { useBackend } from './helpers/backend';
 import { describeReference } from './helpers/reference';
+
+function intIds(c: ReferenceCase): { ids: tf.Tensor2D; mask: tf.Tensor2D } {
+  const ids = c.input('input_ids');
+  const mask = c.input('attention_mask');
+  return {
+    ids: tf.tensor2d(Int32Array.from(ids.data), [ids.shape[0], ids.shape[1]], 'int32'),
+    mask: tf.tensor2d(Int32Array.from(mask.data), [mask.shape[0], mask.shape[1]], 'int32'),
+  };
+}
 
 describe('T5 encoder', () => {
   useBackend();
@@ -80,6 +91,40 @@ describe('T5 encoder', () => {
       expect(() => vb.finish()).toThrow(
         /1 missing key\(s\): encoder\.block\.1\.layer\.1\.DenseReluDense\.wi_1\.weight \[80, 32\].*1 unexpected key\(s\): encoder\.block\.9\.extra\.weight.*encoder\.final_layer_norm\.weight: expected \[32\], found \[31\]/,
       );
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
+    it('block-by-block gives the resident output bit for bit, keeps only the non-block weights resident, and is strict', () => {
+      const before = tf.memory().numTensors;
+      const ids = intIds(c);
+      const baseBytes = tf.memory().numBytes;
+      const run = (mode: 'resident' | 'block-by-block'): { out: Float32Array; residentBytes: number } => {
+        const m = loadT5EncoderFromFiles([c.file('weights.safetensors')], c.upstreamConfig(), mode);
+        const residentBytes = tf.memory().numBytes - baseBytes;
+        expect(m.blocks.mode).toBe(mode);
+        const out = tf.tidy(() => m.forward(ids.ids, { attentionMask: ids.mask }).dataSync() as Float32Array);
+        m.dispose();
+        return { out, residentBytes };
+      };
+      const a = run('resident');
+      const b = run('block-by-block');
+      expect(Array.from(b.out)).toEqual(Array.from(a.out));
+      const cfg = parseT5Config(c.upstreamConfig());
+      // Embedding + final norm only (the position table stays on the host).
+      expect(b.residentBytes).toBe(4 * (cfg.vocabSize * cfg.dModel + cfg.dModel));
+      expect(b.residentBytes).toBeLessThan(a.residentBytes);
+      tf.dispose([ids.ids, ids.mask]);
+      expect(tf.memory().numTensors).toBe(before);
+
+      const weights = readAllSafetensors(c.file('weights.safetensors'));
+      weights.delete('encoder.block.1.layer.1.DenseReluDense.wi_1.weight');
+      weights.set('encoder.block.7.layer.0.layer_norm.weight', { dtype: 'float32', shape: [32], data: new Float32Array(32) });
+      const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 't5-test-')), 'bad.safetensors');
+      writeSafetensors(file, new Map([...weights].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])));
+      expect(() => loadT5EncoderFromFiles([file], c.upstreamConfig(), 'block-by-block')).toThrow(
+        /1 missing key\(s\): encoder\.block\.1\.layer\.1\.DenseReluDense\.wi_1\.weight \[80, 32\].*1 unexpected key\(s\): encoder\.block\.7\.layer\.0\.layer_norm\.weight/,
+      );
+      fs.rmSync(path.dirname(file), { recursive: true, force: true });
       expect(tf.memory().numTensors).toBe(before);
     });
 

@@ -12,9 +12,9 @@
  * names and shapes, and block indices beyond the configured counts (and any other key) are reported as
  * unexpected, all together. Each later part load is strict again, so a file changed under us fails loudly.
  */
-import { HostTensor, SafetensorsFile, tfjsDTypeOf } from '../../io/safetensors';
-import { VarBuilder, WeightLoadError } from '../../weights';
 import * as tf from '@tensorflow/tfjs-core';
+import { VarBuilder, WeightLoadError } from '../../weights';
+import { LazyIndex, buildStrict } from '../t5/lazy-weights';
 import { DoubleBlockParts, SingleBlockParts, UsePart, doubleBlockForward, doublePartLoaders, singleBlockForward, singlePartLoaders } from './blocks';
 import { FluxTransformerConfig, fluxInnerDim } from './config';
 import { Rope } from './rope';
@@ -26,67 +26,6 @@ const BLOCK_KEY = /^(transformer_blocks|single_transformer_blocks)\.(\d+)\.(.+)$
 
 /** Called after a part was uploaded ('loaded') and after it ran, before it is disposed ('used'). */
 export type PartProbe = (key: string, phase: 'loaded' | 'used') => void;
-
-/** An index of the tensors of several safetensors files, read lazily. */
-class LazyIndex {
-  readonly files: SafetensorsFile[] = [];
-  readonly where = new Map<string, SafetensorsFile>();
-
-  constructor(paths: readonly string[]) {
-    try {
-      for (const p of paths) {
-        const f = SafetensorsFile.open(p);
-        this.files.push(f);
-        for (const n of f.names()) {
-          const prev = this.where.get(n);
-          if (prev) throw new Error(`key '${n}' appears in both ${prev.path} and ${p}`);
-          this.where.set(n, f);
-        }
-      }
-    } catch (e) {
-      this.close();
-      throw e;
-    }
-  }
-
-  /** Host tensors for `names`, each read from disk only when its data is requested. */
-  lazyMap(names: Iterable<string>): Map<string, HostTensor> {
-    const m = new Map<string, HostTensor>();
-    for (const name of names) {
-      const f = this.where.get(name)!;
-      const info = f.info(name);
-      m.set(name, { dtype: tfjsDTypeOf(info.dtype), shape: [...info.shape], get data() { return f.read(name).data; } });
-    }
-    return m;
-  }
-
-  close(): void {
-    for (const f of this.files) f.close();
-  }
-}
-
-/** Runs `build` on a VarBuilder over `names` only, then finish()es it (strict); `what` prefixes errors. */
-function buildStrict<T>(index: LazyIndex, names: Iterable<string>, what: string, build: (vb: VarBuilder) => T): T {
-  const vb = VarBuilder.fromHostTensors(index.lazyMap(names));
-  let built: T;
-  try {
-    built = build(vb);
-  } catch (e) {
-    try {
-      vb.finish();
-    } catch (e2) {
-      (e as Error).message += ` (and: ${(e2 as Error).message})`;
-    }
-    throw e;
-  }
-  try {
-    vb.finish();
-  } catch (e) {
-    (e as Error).message = `${what}: ${(e as Error).message}`;
-    throw e;
-  }
-  return built;
-}
 
 type Loaders<P> = { readonly [K in keyof P]: (vb: VarBuilder) => P[K] };
 

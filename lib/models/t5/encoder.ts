@@ -64,7 +64,7 @@ class T5FeedForward {
 }
 
 /** `T5Block` of the encoder: self-attention layer (`layer.0`) and feed-forward layer (`layer.1`). */
-class T5Block {
+export class T5Block {
   constructor(
     readonly ln1: RMSNorm,
     readonly attention: MultiHeadAttention,
@@ -111,29 +111,62 @@ export interface T5EncodeOptions {
   readonly onIntermediate?: (name: string, t: tf.Tensor) => void;
 }
 
+/** Where the blocks' weights live while the encoder runs. */
+export interface T5BlockSource {
+  readonly mode: 'resident' | 'block-by-block';
+  readonly count: number;
+  /** h = block i(h) with the shared score bias (block-by-block: the block is loaded for the call, disposed after). */
+  run(i: number, h: tf.Tensor3D, bias: (b: number, head: number) => tf.Tensor): tf.Tensor3D;
+  dispose(): void;
+}
+
+export class ResidentT5Blocks implements T5BlockSource {
+  readonly mode = 'resident';
+  constructor(readonly blocks: readonly T5Block[]) {}
+  get count(): number {
+    return this.blocks.length;
+  }
+  run(i: number, h: tf.Tensor3D, bias: (b: number, head: number) => tf.Tensor): tf.Tensor3D {
+    return this.blocks[i].forward(h, bias);
+  }
+  dispose(): void {
+    for (const b of this.blocks) b.dispose();
+  }
+}
+
+/** Key of block 0's relative position table (read once, kept on the host; not part of any block's weights here). */
+export const T5_RELATIVE_BIAS_KEY = 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight';
+
+/** The parameters outside the blocks: embedding, final norm, the position bias table. */
+export interface T5NonBlockParts {
+  readonly embedding: tf.Tensor2D;
+  readonly finalLayerNorm: RMSNorm;
+  readonly biasTable: Float32Array;
+}
+
 export class T5EncoderModel {
   readonly config: T5EncoderConfig;
   /** `shared.weight` [vocab, d_model]. */
   readonly embedding: tf.Tensor2D;
-  readonly blocks: readonly T5Block[];
+  readonly blocks: T5BlockSource;
   readonly finalLayerNorm: RMSNorm;
   /** Block 0's `relative_attention_bias.weight` [numBuckets, H], on the host (bias maps are built per length). */
   private readonly biasTable: Float32Array;
 
-  private constructor(config: T5EncoderConfig, embedding: tf.Tensor2D, blocks: T5Block[], finalLayerNorm: RMSNorm, biasTable: Float32Array) {
+  constructor(config: T5EncoderConfig, parts: T5NonBlockParts, blocks: T5BlockSource) {
+    if (blocks.count !== config.numLayers) throw new Error(`T5EncoderModel: ${blocks.count} blocks for num_layers ${config.numLayers}`);
     this.config = config;
-    this.embedding = embedding;
+    this.embedding = parts.embedding;
     this.blocks = blocks;
-    this.finalLayerNorm = finalLayerNorm;
-    this.biasTable = biasTable;
+    this.finalLayerNorm = parts.finalLayerNorm;
+    this.biasTable = parts.biasTable;
   }
 
   /**
-   * Reads the encoder's parameters under their transformers names. `encoder.embed_tokens.weight` is the same
-   * parameter as `shared.weight` upstream (tied); checkpoints may store it or not. When stored it must hold the
-   * same values. Call `vb.finish()` afterwards (strict loading).
+   * The non-block parameters under their transformers names. `encoder.embed_tokens.weight` is the same parameter
+   * as `shared.weight` upstream (tied); checkpoints may store it or not. When stored it must hold the same values.
    */
-  static fromVarBuilder(vb: VarBuilder, cfg: T5EncoderConfig): T5EncoderModel {
+  static loadNonBlockParts(vb: VarBuilder, cfg: T5EncoderConfig): T5NonBlockParts {
     const embShape = [cfg.vocabSize, cfg.dModel];
     const shared = vb.host('shared.weight', embShape);
     if (vb.has('encoder.embed_tokens.weight')) {
@@ -141,13 +174,19 @@ export class T5EncoderModel {
       const differs = tied.data.length === shared.data.length && tied.data.some((v, i) => v !== shared.data[i]);
       if (differs) throw new Error(`${vb.key('encoder.embed_tokens.weight')} differs from ${vb.key('shared.weight')}; T5EncoderModel ties them (expected equal values)`);
     }
-    const embedding = vb.own(tf.tensor2d(shared.data, [cfg.vocabSize, cfg.dModel]));
-    const enc = vb.pp('encoder');
-    const biasTable = enc.pp('block.0.layer.0.SelfAttention.relative_attention_bias').host('weight', [cfg.relativeAttentionNumBuckets, cfg.numHeads]).data;
+    return {
+      embedding: vb.own(tf.tensor2d(shared.data, [cfg.vocabSize, cfg.dModel])),
+      biasTable: vb.host(T5_RELATIVE_BIAS_KEY, [cfg.relativeAttentionNumBuckets, cfg.numHeads]).data,
+      finalLayerNorm: RMSNorm.load(vb.pp('encoder.final_layer_norm'), cfg.dModel, cfg.layerNormEpsilon),
+    };
+  }
+
+  /** Everything resident. Call `vb.finish()` afterwards (strict loading). */
+  static fromVarBuilder(vb: VarBuilder, cfg: T5EncoderConfig): T5EncoderModel {
+    const parts = T5EncoderModel.loadNonBlockParts(vb, cfg);
     const blocks: T5Block[] = [];
-    for (let i = 0; i < cfg.numLayers; i++) blocks.push(T5Block.load(enc.pp('block').pp(i), cfg));
-    const finalLayerNorm = RMSNorm.load(enc.pp('final_layer_norm'), cfg.dModel, cfg.layerNormEpsilon);
-    return new T5EncoderModel(cfg, embedding, blocks, finalLayerNorm, biasTable);
+    for (let i = 0; i < cfg.numLayers; i++) blocks.push(T5Block.load(vb.pp('encoder.block').pp(i), cfg));
+    return new T5EncoderModel(cfg, parts, new ResidentT5Blocks(blocks));
   }
 
   /** Relative position buckets [L, L] (row q, column k) for this config. */
@@ -181,19 +220,21 @@ export class T5EncoderModel {
       }
       let h = tf.gather(this.embedding, inputIds) as unknown as tf.Tensor3D; // [B, L, d_model]
       opts.onHiddenState?.(0, h);
-      this.blocks.forEach((block, i) => {
-        h = block.forward(h, bias);
-        if (i < this.blocks.length - 1) opts.onHiddenState?.(i + 1, h);
-      });
+      for (let i = 0; i < this.blocks.count; i++) {
+        const next = this.blocks.run(i, h, bias);
+        h.dispose(); // activations do not pile up over 24 blocks
+        h = next;
+        if (i < this.blocks.count - 1) opts.onHiddenState?.(i + 1, h);
+      }
       const out = this.finalLayerNorm.forward(h);
-      opts.onHiddenState?.(this.blocks.length, out);
+      opts.onHiddenState?.(this.blocks.count, out);
       return out;
     });
   }
 
   dispose(): void {
     this.embedding.dispose();
-    for (const b of this.blocks) b.dispose();
+    this.blocks.dispose();
     this.finalLayerNorm.dispose();
   }
 }

@@ -1,16 +1,21 @@
 /**
  * Loading a T5 encoder from a transformers folder (FLUX.1 `text_encoder_2/`: config.json + model.safetensors,
  * possibly sharded with model.safetensors.index.json), strictly: every missing, unexpected and mis-shaped key is
- * reported together (lib/weights VarBuilder.finish).
+ * reported together (lib/weights VarBuilder.finish). Resident, or block by block for T5-XXL on small devices.
  */
 import * as path from 'path';
-import { VarBuilder, readComponentConfig } from '../../weights';
+import { VarBuilder, componentWeightFiles, readComponentConfig } from '../../weights';
+import { BlockByBlockT5Blocks } from './block-by-block';
 import { T5EncoderConfig, parseT5Config } from './config';
 import { T5EncoderModel } from './encoder';
 
-export function loadT5EncoderModel(dir: string, opts: { weightsFile?: string } = {}): T5EncoderModel {
+export type T5LoadMode = 'resident' | 'block-by-block';
+
+/** `mode` 'block-by-block' keeps only the embedding and final norm resident (block-by-block.ts). */
+export function loadT5EncoderModel(dir: string, opts: { weightsFile?: string; mode?: T5LoadMode } = {}): T5EncoderModel {
   const cfg = parseT5Config(readComponentConfig(dir), path.join(dir, 'config.json'));
-  return build(VarBuilder.fromFolder(dir, opts), cfg);
+  if (opts.mode === 'block-by-block') return BlockByBlockT5Blocks.open(componentWeightFiles(dir, opts.weightsFile), cfg);
+  return build(VarBuilder.fromFolder(dir, { weightsFile: opts.weightsFile }), cfg);
 }
 
 /** Builds, then finish()es (strict check); on a build error the files are closed and the loaded tensors freed. */
@@ -31,6 +36,7 @@ function build(vb: VarBuilder, cfg: T5EncoderConfig): T5EncoderModel {
 }
 
 /** The same from explicit .safetensors files and an already parsed config.json object. */
-export function loadT5EncoderFromFiles(files: string[], configJson: Record<string, unknown>): T5EncoderModel {
+export function loadT5EncoderFromFiles(files: string[], configJson: Record<string, unknown>, mode: T5LoadMode = 'resident'): T5EncoderModel {
+  if (mode === 'block-by-block') return BlockByBlockT5Blocks.open(files, parseT5Config(configJson));
   return build(VarBuilder.fromFiles(files, configJson), parseT5Config(configJson));
 }

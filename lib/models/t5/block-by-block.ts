@@ -1,0 +1,100 @@
+/**
+ * Block-by-block T5 encoder for FLUX.1's 4.7 B-parameter `text_encoder_2` (19 GB in float32, more than the wasm
+ * heap): only the embedding (0.53 GB for T5-XXL), the final norm and the position-bias table stay resident; each
+ * of the 24 blocks (0.77 GB) is read from the safetensors file(s) when it runs, uploaded, used and disposed.
+ * Same strictness as the resident loading (see lib/models/flux/block-by-block.ts for the scheme): non-block keys
+ * strict, block 0 strict, every other block must have block 0's relative names and shapes (without the position
+ * table, which only block 0 has), and blocks beyond num_layers are unexpected.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { WeightLoadError } from '../../weights';
+import { T5EncoderConfig } from './config';
+import { T5Block, T5BlockSource, T5EncoderModel, T5_RELATIVE_BIAS_KEY } from './encoder';
+import { LazyIndex, buildStrict } from './lazy-weights';
+
+const BLOCK_KEY = /^encoder\.block\.(\d+)\.(.+)$/;
+
+export class BlockByBlockT5Blocks implements T5BlockSource {
+  readonly mode = 'block-by-block';
+
+  private constructor(
+    private readonly index: LazyIndex,
+    private readonly keys: string[][],
+    private readonly cfg: T5EncoderConfig,
+  ) {}
+
+  get count(): number {
+    return this.keys.length;
+  }
+
+  private load(i: number): T5Block {
+    return buildStrict(this.index, this.keys[i], `encoder.block.${i}`, (vb) => T5Block.load(vb.pp('encoder.block').pp(i), this.cfg));
+  }
+
+  run(i: number, h: tf.Tensor3D, bias: (b: number, head: number) => tf.Tensor): tf.Tensor3D {
+    const block = this.load(i);
+    try {
+      return block.forward(h, bias);
+    } finally {
+      block.dispose();
+    }
+  }
+
+  /** Closes the weight files. */
+  dispose(): void {
+    this.index.close();
+  }
+
+  static open(paths: readonly string[], cfg: T5EncoderConfig): T5EncoderModel {
+    const index = new LazyIndex(paths);
+    try {
+      const groups = new Map<number, string[]>();
+      const other: string[] = [];
+      const unexpected: string[] = [];
+      for (const name of index.where.keys()) {
+        const m = BLOCK_KEY.exec(name);
+        if (!m || name === T5_RELATIVE_BIAS_KEY) {
+          other.push(name);
+          continue;
+        }
+        const i = Number(m[1]);
+        if (i >= cfg.numLayers) {
+          unexpected.push(name);
+          continue;
+        }
+        if (!groups.has(i)) groups.set(i, []);
+        groups.get(i)!.push(name);
+      }
+      const signature = (names: readonly string[]) => new Map(names.map((n) => [BLOCK_KEY.exec(n)![2], index.where.get(n)!.info(n).shape.join(', ')]));
+      const ref = signature(groups.get(0) ?? []);
+      const keys: string[][] = [];
+      const missing: string[] = [];
+      const misshaped: string[] = [];
+      for (let i = 0; i < cfg.numLayers; i++) {
+        const names = groups.get(i) ?? [];
+        keys.push(names);
+        if (i === 0) continue;
+        const sig = signature(names);
+        for (const [rel, shape] of ref) {
+          if (!sig.has(rel)) missing.push(`encoder.block.${i}.${rel} [${shape}]`);
+          else if (sig.get(rel) !== shape) misshaped.push(`encoder.block.${i}.${rel}: expected [${shape}] (as block 0), found [${sig.get(rel)}]`);
+        }
+        for (const rel of sig.keys()) if (!ref.has(rel)) unexpected.push(`encoder.block.${i}.${rel}`);
+      }
+      if (missing.length || unexpected.length || misshaped.length) throw new WeightLoadError(paths.join(', '), missing, unexpected, misshaped);
+      const parts = buildStrict(index, other, 'non-block parameters', (vb) => T5EncoderModel.loadNonBlockParts(vb, cfg));
+      const source = new BlockByBlockT5Blocks(index, keys, cfg);
+      try {
+        if (cfg.numLayers > 0) source.load(0).dispose(); // block 0 strictly
+      } catch (e) {
+        parts.embedding.dispose();
+        parts.finalLayerNorm.dispose();
+        throw e;
+      }
+      return new T5EncoderModel(cfg, parts, source);
+    } catch (e) {
+      index.close();
+      throw e;
+    }
+  }
+}
