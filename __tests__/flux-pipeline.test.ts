@@ -2,11 +2,15 @@
  * Flux pipeline pieces: schedule against the spec's FLUX.1-dev table, latent geometry, seeded latents, and the
  * denoise/decode recipe on the tiny reference networks (checked against a hand-written Euler loop).
  */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { loadFluxTransformerFromFiles, packLatents, parseFluxConfig } from '../lib/models/flux';
 import { loadT5EncoderFromFiles } from '../lib/models/t5';
 import { AutoencoderKL } from '../lib/models/vae';
-import { decodeFluxLatents, denoiseFlux, fluxLatentSize, fluxSchedule, prepareFluxLatents } from '../lib/pipelines/flux';
+import { decodeFluxLatents, denoiseFlux, fluxLatentSize, fluxSchedule, fluxTxt2Img, loadFluxPipeline, prepareFluxLatents } from '../lib/pipelines/flux';
+import { writeTinyFluxPipeline } from '../lib/pipelines/flux-tiny';
 import { TorchGenerator } from '../lib/random/torch-generator';
 import { randnLatentsNHWC } from '../lib/random/randn-tensor';
 import { ReferenceCase } from '../lib/reference/case';
@@ -111,6 +115,30 @@ describe('Flux pipeline pieces', () => {
       expect(tf.memory().numTensors).toBe(before);
       t5.dispose();
       vae.dispose();
+    });
+  });
+
+  describeReference('tiny FLUX.1 folder (tokenizers from the reference vectors)', ['t5-tokenizer'], () => {
+    it('loads a diffusers FluxPipeline folder and generates the same image in both weight modes, seeded', () => {
+      const dir = writeTinyFluxPipeline(fs.mkdtempSync(path.join(os.tmpdir(), 'tiny-flux-')), 3);
+      const before = tf.memory().numTensors;
+      const images: Uint8Array[] = [];
+      for (const mode of ['resident', 'block-by-block', 'resident'] as const) {
+        const pipe = loadFluxPipeline(dir, { transformerMode: mode, textEncoder2Mode: mode });
+        expect(pipe.transformer.blocks.mode).toBe(mode);
+        const steps: number[] = [];
+        const r = fluxTxt2Img(pipe, { prompt: 'a red fox in the snow', height: 32, width: 40, steps: 2, seed: mode === 'resident' && images.length === 2 ? 5 : 4, maxSequenceLength: 16 }, (i) => steps.push(i));
+        expect([r.image.height, r.image.width, r.image.channels]).toEqual([32, 40, 3]);
+        expect(r.nfe).toBe(2);
+        expect(steps).toEqual([0, 1]);
+        expect(r.sigmas.length).toBe(3);
+        images.push(r.image.data);
+        pipe.dispose();
+      }
+      expect(Buffer.from(images[1]).equals(Buffer.from(images[0]))).toBe(true); // modes agree
+      expect(Buffer.from(images[2]).equals(Buffer.from(images[0]))).toBe(false); // another seed, another image
+      expect(tf.memory().numTensors).toBe(before);
+      fs.rmSync(dir, { recursive: true, force: true });
     });
   });
 });

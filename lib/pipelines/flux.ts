@@ -12,7 +12,8 @@
  *   5. decode:            image = VAE.decode(unpack(x) / scaling_factor + shift_factor), then /2 + 0.5, clipped
  *
  * The loop is `sampleFlowMatchEuler` over a VelocityModel, so SADA's flow variant (or any other step wrapper)
- * composes with it. Large-model memory: pass `transformerMode: 'block-by-block'` (docs/flux-memory.md).
+ * composes with it. Large-model memory: `loadFluxPipeline(dir, {transformerMode: 'block-by-block',
+ * textEncoder2Mode: 'block-by-block'})` (docs/flux-memory.md).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -20,7 +21,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { RgbImage, imageFromTensor } from '../io/png';
 import { ClipTextModel, loadClipTextModel } from '../models/clip';
 import { FluxLoadMode, FluxTransformer2DModel, latentImageIds, loadFluxTransformer, packLatents, textIds, unpackLatents } from '../models/flux';
-import { T5EncoderModel, loadT5EncoderModel } from '../models/t5';
+import { T5EncoderModel, T5LoadMode, loadT5EncoderModel } from '../models/t5';
 import { AutoencoderKL } from '../models/vae';
 import { TorchGenerator } from '../random/torch-generator';
 import { randnLatentsNHWC } from '../random/randn-tensor';
@@ -145,8 +146,12 @@ export interface FluxPipeline extends FluxTextEncoders {
   dispose(): void;
 }
 
-/** Loads a diffusers FLUX.1 folder (model_index.json `_class_name` "FluxPipeline"), every component strictly. */
-export function loadFluxPipeline(dir: string, opts: { transformerMode?: FluxLoadMode } = {}): FluxPipeline {
+/**
+ * Loads a diffusers FLUX.1 folder (model_index.json `_class_name` "FluxPipeline"), every component strictly.
+ * `transformerMode` / `textEncoder2Mode` 'block-by-block' keep the 12 B transformer / 4.7 B T5 on disk and upload
+ * them part by part while they run (docs/flux-memory.md); default 'resident'.
+ */
+export function loadFluxPipeline(dir: string, opts: { transformerMode?: FluxLoadMode; textEncoder2Mode?: T5LoadMode } = {}): FluxPipeline {
   const indexFile = path.join(dir, 'model_index.json');
   if (!fs.existsSync(indexFile)) throw new Error(`${dir}: no model_index.json (expected a diffusers FluxPipeline folder)`);
   const index = JSON.parse(fs.readFileSync(indexFile, 'utf8')) as Record<string, unknown>;
@@ -161,7 +166,7 @@ export function loadFluxPipeline(dir: string, opts: { transformerMode?: FluxLoad
       tokenizer: ClipTokenizer.fromFolder(sub('tokenizer')),
       tokenizer2: T5Tokenizer.fromPretrained(sub('tokenizer_2')),
       textEncoder: keep(loadClipTextModel(sub('text_encoder'), { withProjection: false })),
-      textEncoder2: keep(loadT5EncoderModel(sub('text_encoder_2'))),
+      textEncoder2: keep(loadT5EncoderModel(sub('text_encoder_2'), { mode: opts.textEncoder2Mode ?? 'resident' })),
       vae: keep(AutoencoderKL.load(sub('vae'))),
       transformer: keep(loadFluxTransformer(sub('transformer'), { mode: opts.transformerMode ?? 'resident' })),
     };
