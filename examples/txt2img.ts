@@ -243,9 +243,9 @@ function finite(x: number): number | string {
 
 function runRecord(label: string, r: Txt2ImgResult, png: string) {
   return {
-    label, png, nfe: r.nfe, unetCalls: r.unetCalls, controlnetCalls: r.controlnetCalls, textEncoderCalls: r.textEncoderCalls,
+    label, png, height: r.height, width: r.width, nfe: r.nfe, unetCalls: r.unetCalls, controlnetCalls: r.controlnetCalls, textEncoderCalls: r.textEncoderCalls,
     skippedSteps: r.skippedSteps, skippingPath: r.skippingPath, stepModes: r.steps.map(stepMark).join(''), timings: r.timings,
-    sada: r.sada, steps: r.steps,
+    sada: r.sada, schedulerConfig: r.schedulerConfig, timesteps: r.timesteps, sigmas: r.sigmas, steps: r.steps,
   };
 }
 
@@ -290,7 +290,7 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
     const record: Record<string, unknown> = {
       tool: 'sada-tfjs examples/txt2img.ts', date: new Date().toISOString(), backend: describeBackend(info),
       model: { dir: path.resolve(s.folder.dir), className: s.folder.className, kind: s.folder.kind, loadSeconds: pipe.loadSeconds },
-      params: { ...s.params, controlImage: s.params.controlImage ? `${s.params.controlImage.width}x${s.params.controlImage.height}` : undefined },
+      params: { ...s.params, warmup: s.warmup, controlImage: s.params.controlImage ? `${s.params.controlImage.width}x${s.params.controlImage.height}` : undefined },
       sadaConfig: s.runSada || s.compare ? resolveSadaConfig(s.sada) : null,
       legend: 'stepModes: F full compute, R cache refresh (all tokens), P token-pruned, - skipped (no UNet call)',
     };
