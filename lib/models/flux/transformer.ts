@@ -162,6 +162,7 @@ export class FluxTransformer2DModel {
     const temb = this.timeTextEmbed.forward(timestep, guidance, pooled);
     let x: tf.Tensor3D = this.xEmbedder.forward(xIn);
     let c: tf.Tensor3D = this.contextEmbedder.forward(cIn);
+    let h: tf.Tensor3D | null = null;
     try {
       if (sink) {
         sink('x_embedder', x);
@@ -179,27 +180,26 @@ export class FluxTransformer2DModel {
         sink?.(`transformer_blocks.${i}.1`, x);
         args.onBlock?.('double', i, cfg.numLayers);
       }
-      let h: tf.Tensor3D = tf.concat([c, x], 1); // [B, T + S, C], text first
-      tf.dispose([x, c]);
-      x = c = h; // disposed once below via h
+      h = tf.concat([c, x], 1); // [B, T + S, C], text first
+      tf.dispose([x, c]); // (disposing again in `finally` is a no-op)
       for (let i = 0; i < cfg.numSingleLayers; i++) {
         const next = this.blocks.runSingle(i, h, temb, rope);
         h.dispose();
         h = next;
-        x = c = h;
         sink?.(`single_transformer_blocks.${i}`, h);
         args.onBlock?.('single', i, cfg.numSingleLayers);
       }
+      const joint = h;
       return tf.tidy(() => {
         const C = fluxInnerDim(cfg);
-        const img = tf.slice(h, [0, T, 0], [B, S, C]); // image tokens
+        const img = tf.slice(joint, [0, T, 0], [B, S, C]); // image tokens
         const [scale, shift] = this.normOut.emb(temb); // AdaLayerNormContinuous: scale first
         const normed = modulate(this.normOut.norm, img, shift, scale);
         sink?.('norm_out', normed);
         return this.projOut.forward(normed);
       });
     } finally {
-      tf.dispose([x, c, temb]);
+      tf.dispose([x, c, temb, ...(h ? [h] : [])]);
       rope.dispose();
     }
   }
