@@ -72,14 +72,21 @@ export class GEGLU {
 
   /** Loads `proj.weight` [2·dimOut, dimIn] and `proj.bias` [2·dimOut] from `vb` (vb points at the GEGLU module). */
   static load(vb: VarBuilder, dimIn: number, dimOut: number): GEGLU {
-    const w = vb.host('proj.weight', [2 * dimOut, dimIn], 'linear'); // [dimIn, 2·dimOut]
-    const b = vb.host('proj.bias', [2 * dimOut]);
-    const half = (offset: number): Linear => {
-      const wd = new Float32Array(dimIn * dimOut);
-      for (let i = 0; i < dimIn; i++) wd.set(w.data.subarray(i * 2 * dimOut + offset, i * 2 * dimOut + offset + dimOut), i * dimOut);
-      return new Linear(vb.own(tf.tensor2d(wd, [dimIn, dimOut])), vb.own(tf.tensor1d(b.data.slice(offset, offset + dimOut))));
+    let w: Float32Array | null = null; // [dimIn, 2·dimOut], read at most once (not at all on a cached rebuild)
+    let b: Float32Array | null = null;
+    const weight = () => (w ??= vb.host('proj.weight', [2 * dimOut, dimIn], 'linear', { cache: false }).data);
+    const bias = () => (b ??= vb.host('proj.bias', [2 * dimOut], 'none', { cache: false }).data);
+    const half = (offset: number, tag: string): Linear => {
+      const wt = vb.derived(`proj.weight#${tag}`, () => {
+        const src = weight();
+        const wd = new Float32Array(dimIn * dimOut);
+        for (let i = 0; i < dimIn; i++) wd.set(src.subarray(i * 2 * dimOut + offset, i * 2 * dimOut + offset + dimOut), i * dimOut);
+        return { shape: [dimIn, dimOut], data: wd };
+      });
+      const bt = vb.derived(`proj.bias#${tag}`, () => ({ shape: [dimOut], data: bias().slice(offset, offset + dimOut) }));
+      return new Linear(wt as tf.Tensor2D, bt as tf.Tensor1D);
     };
-    return new GEGLU(half(0), half(dimOut));
+    return new GEGLU(half(0, 'value'), half(dimOut, 'gate'));
   }
 
   /** x [..., dimIn] -> [..., dimOut]. */

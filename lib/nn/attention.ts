@@ -115,29 +115,36 @@ export class MultiHeadAttention {
     const Cc = cfg.contextDim ?? cfg.queryDim;
     const scale = cfg.scale ?? 1 / Math.sqrt(d);
     const qkvBias = cfg.qkvBias ?? false;
-    // Host data in torch layout [H·d, C]: head h owns rows h·d .. h·d + d.
-    const wq = vb.pp(names.q).host('weight', [inner, Cq]);
-    const wk = vb.pp(names.k).host('weight', [inner, Cc]);
-    const wv = vb.pp(names.v).host('weight', [inner, Cc]);
-    const bq = qkvBias ? vb.pp(names.q).host('bias', [inner]) : null;
-    const bk = qkvBias ? vb.pp(names.k).host('bias', [inner]) : null;
-    const bv = qkvBias ? vb.pp(names.v).host('bias', [inner]) : null;
+    // Host data in torch layout [H·d, C]: head h owns rows h·d .. h·d + d. Read at most once (lazily: a cached
+    // rebuild reads nothing), not cached itself: only the per-head pieces below are.
+    const lazy = <T>(f: () => T): (() => T) => {
+      let v: T | undefined;
+      return () => (v ??= f());
+    };
+    const noCache = { cache: false };
+    const wq = lazy(() => vb.pp(names.q).host('weight', [inner, Cq], 'none', noCache).data);
+    const wk = lazy(() => vb.pp(names.k).host('weight', [inner, Cc], 'none', noCache).data);
+    const wv = lazy(() => vb.pp(names.v).host('weight', [inner, Cc], 'none', noCache).data);
+    const bq = lazy(() => vb.pp(names.q).host('bias', [inner], 'none', noCache).data);
+    const bk = lazy(() => vb.pp(names.k).host('bias', [inner], 'none', noCache).data);
+    const bv = lazy(() => vb.pp(names.v).host('bias', [inner], 'none', noCache).data);
     /** Rows h·d..h·d+d of a [H·d, C] matrix, transposed to [C, d] (optionally scaled). */
     const rowsT = (w: Float32Array, C: number, h: number, s = 1): Float32Array => {
       const out = new Float32Array(C * d);
       for (let r = 0; r < d; r++) for (let c = 0; c < C; c++) out[c * d + r] = w[(h * d + r) * C + c] * s;
       return out;
     };
+    const seg = (b: Float32Array, h: number, s = 1) => b.slice(h * d, h * d + d).map((x) => x * s);
     const perHead: Head[] = [];
     for (let h = 0; h < H; h++) {
-      const seg = (b: Float32Array, s = 1) => b.slice(h * d, h * d + d).map((x) => x * s);
+      const t = (id: string, make: () => { shape: number[]; data: Float32Array }) => vb.derived(`${id}#head${h}`, make);
       perHead.push({
-        wq: vb.own(tf.tensor2d(rowsT(wq.data, Cq, h, scale), [Cq, d])),
-        bq: bq ? vb.own(tf.tensor1d(seg(bq.data, scale))) : null,
-        wkT: vb.own(tf.tensor2d(wk.data.slice(h * d * Cc, (h + 1) * d * Cc), [d, Cc])),
-        bk: bk ? vb.own(tf.tensor2d(seg(bk.data), [d, 1])) : null,
-        wv: vb.own(tf.tensor2d(rowsT(wv.data, Cc, h), [Cc, d])),
-        bv: bv ? vb.own(tf.tensor1d(seg(bv.data))) : null,
+        wq: t(`${names.q}.weight`, () => ({ shape: [Cq, d], data: rowsT(wq(), Cq, h, scale) })) as tf.Tensor2D,
+        bq: qkvBias ? (t(`${names.q}.bias`, () => ({ shape: [d], data: seg(bq(), h, scale) })) as tf.Tensor1D) : null,
+        wkT: t(`${names.k}.weight`, () => ({ shape: [d, Cc], data: wk().slice(h * d * Cc, (h + 1) * d * Cc) })) as tf.Tensor2D,
+        bk: qkvBias ? (t(`${names.k}.bias`, () => ({ shape: [d, 1], data: seg(bk(), h) })) as tf.Tensor2D) : null,
+        wv: t(`${names.v}.weight`, () => ({ shape: [Cc, d], data: rowsT(wv(), Cc, h) })) as tf.Tensor2D,
+        bv: qkvBias ? (t(`${names.v}.bias`, () => ({ shape: [d], data: seg(bv(), h) })) as tf.Tensor1D) : null,
       });
     }
     const out = Linear.load(vb.pp(names.out), inner, Cq, { bias: cfg.outBias ?? true });

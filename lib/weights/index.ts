@@ -25,6 +25,8 @@
  *   vb.host(name, upstreamShape, layout = 'none')      the same, as host data {shape, data} (for per-head splits);
  *                                                      tensors made from it should be registered with vb.own(t)
  *   vb.own(t)                                          registers a tensor built from host data (disposed on failure)
+ *   vb.derived(id, make)                               a kept tensor from host data made by `make` (splits), cacheable
+ *   vb.enableHostCache()                               keep final host data of every weight (per-block models)
  *   vb.finish({keepOpen?})                             see above; closes the files unless keepOpen
  *   vb.fork() / vb.close()                             unchecked builder over the same open files (per-block upload)
  *   vb.abort()                                         construction failed: dispose what was created, close
@@ -183,8 +185,11 @@ class LoadSession {
   readonly misshaped: string[] = [];
   readonly owned: tf.Tensor[] = [];
   finished = false;
-  /** A forked session (see VarBuilder.fork) neither checks nor closes the shared source. */
-  constructor(readonly source: WeightSource, readonly forked = false) {}
+  /**
+   * A forked session (see VarBuilder.fork) neither checks nor closes the shared source. `hostCache` (shared by
+   * forks) keeps every weight's final host data once built, so that rebuilding a block is only an upload.
+   */
+  constructor(readonly source: WeightSource, readonly forked = false, public hostCache: Map<string, HostArray> | null = null) {}
 }
 
 const WEIGHT_FILE_CANDIDATES = ['diffusion_pytorch_model.safetensors', 'model.safetensors', 'weights.safetensors'];
@@ -305,11 +310,48 @@ export class VarBuilder {
     return this.session.source.has(this.key(name));
   }
 
-  /** Host data of `name` in our layout; records a problem (and returns zeros) when missing or mis-shaped. */
-  host(name: string, upstreamShape: readonly number[], layout: WeightLayout = 'none'): HostArray {
+  /**
+   * Host data of `name` in our layout; records a problem (and returns zeros) when missing or mis-shaped.
+   * With the host cache on (see enableHostCache) the result is kept unless `cache: false` (data that only feeds
+   * `derived` tensors, which are cached themselves).
+   */
+  host(name: string, upstreamShape: readonly number[], layout: WeightLayout = 'none', opts: { cache?: boolean } = {}): HostArray {
     const s = this.session;
     if (s.finished) throw new Error(`VarBuilder: get('${this.key(name)}') after finish()`);
     const key = this.key(name);
+    const cacheKey = `${key}|${layout}`;
+    const hit = s.hostCache?.get(cacheKey);
+    if (hit) return hit;
+    const h = this.readHost(key, upstreamShape, layout);
+    if (s.hostCache && opts.cache !== false) s.hostCache.set(cacheKey, h);
+    return h;
+  }
+
+  /**
+   * A weight tensor computed on the host from loaded data (per-head splits, GEGLU halves): `make` runs once per
+   * build, or once per model when the host cache is on. `id` is a name under this prefix (e.g. 'to_q.weight#0').
+   */
+  derived(id: string, make: () => HostArray): tf.Tensor {
+    const s = this.session;
+    const cacheKey = `${this.key(id)}|derived`;
+    let h = s.hostCache?.get(cacheKey);
+    if (!h) {
+      h = make();
+      s.hostCache?.set(cacheKey, h);
+    }
+    return this.own(tf.tensor(h.data, h.shape, 'float32'));
+  }
+
+  /**
+   * Keeps the final host data of every weight (in JS memory, outside the backend) so that forks rebuild blocks
+   * without reading or converting again. For models whose blocks are uploaded per call. Call before building.
+   */
+  enableHostCache(): void {
+    this.session.hostCache ??= new Map();
+  }
+
+  private readHost(key: string, upstreamShape: readonly number[], layout: WeightLayout): HostArray {
+    const s = this.session;
     checkLayoutShape(key, upstreamShape, layout);
     if (s.source instanceof SyntheticSource) s.source.expect(key, upstreamShape);
     const shape = convertedShape(upstreamShape, layout);
@@ -344,7 +386,7 @@ export class VarBuilder {
    * Needs `finish({ keepOpen: true })` on the root; the root's `close()` ends it.
    */
   fork(): VarBuilder {
-    return new VarBuilder(new LoadSession(this.session.source, true), this.prefix, this.config as Record<string, unknown>);
+    return new VarBuilder(new LoadSession(this.session.source, true, this.session.hostCache), this.prefix, this.config as Record<string, unknown>);
   }
 
   /** Gives up loading (construction failed): disposes every tensor created so far and closes the files. */

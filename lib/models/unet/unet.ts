@@ -64,6 +64,7 @@ export class UNet2DConditionModel {
   constructor(vb: VarBuilder, cfg: UNetConfig, mode: WeightMode = 'resident') {
     this.config = cfg;
     this.openWeights = mode === 'per-block' ? vb : null;
+    if (mode === 'per-block') vb.enableHostCache();
     this.encoder = new UNetEncoder(vb, cfg, mode);
     const rev = [...cfg.blockOutChannels].reverse();
     const n = rev.length;
