@@ -36,8 +36,10 @@ export function sadaTokenPruning(
   return {
     cache,
     policyFor: (block) => {
-      const level = pruneLevel(latentH, latentW, block.height * block.width, cfg.maxDownsample);
-      if (!level.pruned) return POLICY_NONE;
+      // prune.py:20 downsample = ⌈√⌊H·W/N_tok⌋⌉; levels above maxDownsample are left alone before pruneLevel
+      // validates the grid (for odd latent sizes the formula misjudges deep levels, which are never pruned).
+      const d = Math.ceil(Math.sqrt(Math.floor((latentH * latentW) / (block.height * block.width))));
+      if (d > cfg.maxDownsample || !pruneLevel(latentH, latentW, block.height * block.width, cfg.maxDownsample).pruned) return POLICY_NONE;
       if (ctx.tokenPolicy === 'push_all') return POLICY_REFRESH;
       const key = `${block.height}x${block.width}`;
       let policy = memo.get(key);
