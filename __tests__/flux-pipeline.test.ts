@@ -14,6 +14,7 @@ import { writeTinyFluxPipeline } from '../lib/pipelines/flux-tiny';
 import { TorchGenerator } from '../lib/random/torch-generator';
 import { randnLatentsNHWC } from '../lib/random/randn-tensor';
 import { ReferenceCase } from '../lib/reference/case';
+import { FLUX_SADA } from '../lib/sada';
 import { FLUX_DEV_FLOW_MATCH } from '../lib/schedules';
 import { T5Tokenizer } from '../lib/tokenizers/t5-tokenizer';
 import { useBackend } from './helpers/backend';
@@ -119,7 +120,7 @@ describe('Flux pipeline pieces', () => {
   });
 
   describeReference('tiny FLUX.1 folder (tokenizers from the reference vectors)', ['t5-tokenizer'], () => {
-    it('loads a diffusers FluxPipeline folder and generates the same image in both weight modes, seeded', () => {
+    it('loads a diffusers FluxPipeline folder and generates the same image in both weight modes, seeded', async () => {
       const dir = writeTinyFluxPipeline(fs.mkdtempSync(path.join(os.tmpdir(), 'tiny-flux-')), 3);
       const before = tf.memory().numTensors;
       const images: Uint8Array[] = [];
@@ -127,7 +128,7 @@ describe('Flux pipeline pieces', () => {
         const pipe = loadFluxPipeline(dir, { transformerMode: mode, textEncoder2Mode: mode });
         expect(pipe.transformer.blocks.mode).toBe(mode);
         const steps: number[] = [];
-        const r = fluxTxt2Img(pipe, { prompt: 'a red fox in the snow', height: 32, width: 40, steps: 2, seed: mode === 'resident' && images.length === 2 ? 5 : 4, maxSequenceLength: 16 }, (i) => steps.push(i));
+        const r = await fluxTxt2Img(pipe, { prompt: 'a red fox in the snow', height: 32, width: 40, steps: 2, seed: mode === 'resident' && images.length === 2 ? 5 : 4, maxSequenceLength: 16 }, (i) => steps.push(i));
         expect([r.image.height, r.image.width, r.image.channels]).toEqual([32, 40, 3]);
         expect(r.nfe).toBe(2);
         expect(steps).toEqual([0, 1]);
@@ -138,6 +139,28 @@ describe('Flux pipeline pieces', () => {
       expect(Buffer.from(images[1]).equals(Buffer.from(images[0]))).toBe(true); // modes agree
       expect(Buffer.from(images[2]).equals(Buffer.from(images[0]))).toBe(false); // another seed, another image
       expect(tf.memory().numTensors).toBe(before);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('SADA (FLUX_SADA, 50 steps) calls the transformer 22 to 30 times instead of 50', async () => {
+      const dir = writeTinyFluxPipeline(fs.mkdtempSync(path.join(os.tmpdir(), 'tiny-flux-')), 1);
+      const pipe = loadFluxPipeline(dir);
+      const before = tf.memory().numTensors;
+      const params = { prompt: 'a lighthouse at dusk', height: 16, width: 16, steps: 50, seed: 0, maxSequenceLength: 8 };
+      const base = await fluxTxt2Img(pipe, params);
+      const calls: boolean[] = [];
+      const sada = await fluxTxt2Img(pipe, { ...params, sada: FLUX_SADA }, () => calls.push(true));
+      expect(base.nfe).toBe(50);
+      expect(base.skippedSteps).toEqual([]);
+      // spec §5: with the Flux defaults the Lagrange region alone skips 20 steps (NFE <= 30); all momenta <= 0 gives 22.
+      expect(sada.nfe).toBeGreaterThanOrEqual(22);
+      expect(sada.nfe).toBeLessThanOrEqual(30);
+      expect(sada.nfe + sada.skippedSteps.length).toBe(50);
+      expect(calls.length).toBe(50);
+      for (const s of [22, 23, 24, 26, 27, 28, 30, 31, 32, 34, 35, 36, 38, 39, 40, 42, 43, 44, 46, 47]) expect(sada.skippedSteps).toContain(s);
+      expect([sada.image.height, sada.image.width]).toEqual([16, 16]);
+      expect(tf.memory().numTensors).toBe(before);
+      pipe.dispose();
       fs.rmSync(dir, { recursive: true, force: true });
     });
   });

@@ -11,8 +11,8 @@
  *                         (flow-matching Euler, lib/solvers/flow-euler; guidance is an embedding, no CFG batch)
  *   5. decode:            image = VAE.decode(unpack(x) / scaling_factor + shift_factor), then /2 + 0.5, clipped
  *
- * The loop is `sampleFlowMatchEuler` over a VelocityModel, so SADA's flow variant (or any other step wrapper)
- * composes with it. Large-model memory: `loadFluxPipeline(dir, {transformerMode: 'block-by-block',
+ * The loop is `sampleFlowMatchEuler` over a VelocityModel; with `sada` set, lib/sada's flow variant runs the same
+ * velocity model instead (skipped steps never call the transformer). Large-model memory: `loadFluxPipeline(dir, {transformerMode: 'block-by-block',
  * textEncoder2Mode: 'block-by-block'})` (docs/flux-memory.md).
  */
 import * as fs from 'fs';
@@ -26,6 +26,7 @@ import { AutoencoderKL } from '../models/vae';
 import { TorchGenerator } from '../random/torch-generator';
 import { randnLatentsNHWC } from '../random/randn-tensor';
 import { FlowMatchConfig, FlowMatchSchedule, calculateShift, fluxDefaultSigmas, flowMatchSigmas, parseFlowMatchConfig } from '../schedules';
+import { SadaConfig, flowSadaVariant, sadaSample } from '../sada';
 import { FlowStepInfo, sampleFlowMatchEuler } from '../solvers';
 import { ClipTokenizer } from '../tokenizers/clip-tokenizer';
 import { FLUX_DEV_T5_MAX_LENGTH, T5Tokenizer } from '../tokenizers/t5-tokenizer';
@@ -124,6 +125,32 @@ export function denoiseFlux(transformer: FluxTransformer2DModel, args: FluxDenoi
   return { latents, nfe };
 }
 
+export interface FluxSadaDenoiseResult {
+  readonly latents: tf.Tensor3D;
+  readonly nfe: number;
+  /** Steps whose transformer call was skipped, and the official `skipping_path` (decision steps). */
+  readonly skippedSteps: number[];
+  readonly skippingPath: number[];
+}
+
+/**
+ * Step 4 with SADA's flow-matching variant (lib/sada/flow.ts, spec §3.9: velocity criterion, velocity
+ * extrapolation on skipped steps, fixed Lagrange-region pattern) instead of plain Euler. `config`: e.g. FLUX_SADA
+ * (tuned for 50 steps; scaleSadaConfig for other step counts).
+ */
+export async function sadaDenoiseFlux(
+  transformer: FluxTransformer2DModel, args: Omit<FluxDenoiseArgs, 'onStep'>, config: SadaConfig, onStep?: (n: number, transformerCalled: boolean) => void,
+): Promise<FluxSadaDenoiseResult> {
+  let nfe = 0;
+  const v = fluxVelocityModel(transformer, args, () => nfe++);
+  const variant = flowSadaVariant({ timesteps: args.schedule.timesteps, sigmas: args.schedule.sigmas });
+  const res = await sadaSample(variant, (xIn, ctx) => v(xIn, ctx.sigma), args.latents, {
+    config,
+    onStep: onStep ? (r) => onStep(r.n, r.denoiserCalled) : undefined,
+  });
+  return { latents: res.x as tf.Tensor3D, nfe, skippedSteps: res.skippedSteps as number[], skippingPath: res.skippingPath as number[] };
+}
+
 /** Step 5: packed latents -> images [B, H, W, 3] in [0, 1]. */
 export function decodeFluxLatents(vae: AutoencoderKL, packed: tf.Tensor3D, latentHeight: number, latentWidth: number): tf.Tensor4D {
   const vc = vae.config;
@@ -185,17 +212,23 @@ export interface FluxTxt2ImgParams {
   readonly guidanceScale?: number;
   readonly seed: number;
   readonly maxSequenceLength?: number;
+  /** SADA config (e.g. FLUX_SADA for 50 steps); null/absent = the plain flow-matching Euler baseline. */
+  readonly sada?: SadaConfig | null;
 }
 
 export interface FluxTxt2ImgResult {
   readonly image: RgbImage;
+  /** Transformer calls. */
   readonly nfe: number;
+  /** SADA only (empty for the baseline): skipped steps and the official skipping_path. */
+  readonly skippedSteps: readonly number[];
+  readonly skippingPath: readonly number[];
   readonly sigmas: readonly number[];
   readonly timings: { readonly encodeMs: number; readonly denoiseMs: number; readonly decodeMs: number };
 }
 
 /** The numbered recipe of the file header, for one prompt. Defaults: 1024x1024, 28 steps, guidance 3.5 (FluxPipeline). */
-export function fluxTxt2Img(pipe: FluxPipeline, params: FluxTxt2ImgParams, onStep?: (step: number, numSteps: number) => void): FluxTxt2ImgResult {
+export async function fluxTxt2Img(pipe: FluxPipeline, params: FluxTxt2ImgParams, onStep?: (step: number, numSteps: number) => void): Promise<FluxTxt2ImgResult> {
   const steps = params.steps ?? 28;
   const t0 = Date.now();
   const embeds = encodeFluxPrompt(pipe, [params.prompt], { maxSequenceLength: params.maxSequenceLength }); // 1.
@@ -206,16 +239,19 @@ export function fluxTxt2Img(pipe: FluxPipeline, params: FluxTxt2ImgParams, onSte
     const prep = prepareFluxLatents(new TorchGenerator(params.seed), 1, pipe.transformer.config.inChannels / 4, latentHeight, latentWidth); // 2.
     own.push(prep.latents);
     const schedule = fluxSchedule(pipe.scheduler, steps, prep.latents.shape[1]); // 3.
-    const out = denoiseFlux(pipe.transformer, {
-      latents: prep.latents, embeds, imgIds: prep.imgIds, schedule, guidanceScale: params.guidanceScale ?? 3.5,
-      onStep: (info) => onStep?.(info.i, steps),
-    }); // 4.
+    const denoiseArgs = { latents: prep.latents, embeds, imgIds: prep.imgIds, schedule, guidanceScale: params.guidanceScale ?? 3.5 };
+    const out = params.sada
+      ? await sadaDenoiseFlux(pipe.transformer, denoiseArgs, params.sada, (n) => onStep?.(n, steps)) // 4. (SADA)
+      : { ...denoiseFlux(pipe.transformer, { ...denoiseArgs, onStep: (info) => onStep?.(info.i, steps) }), skippedSteps: [], skippingPath: [] }; // 4.
     own.push(out.latents);
     const t2 = Date.now();
     const pixels = decodeFluxLatents(pipe.vae, out.latents, latentHeight, latentWidth); // 5.
     own.push(pixels);
     const image = imageFromTensor(pixels);
-    return { image, nfe: out.nfe, sigmas: schedule.sigmas, timings: { encodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: Date.now() - t2 } };
+    return {
+      image, nfe: out.nfe, skippedSteps: out.skippedSteps, skippingPath: out.skippingPath, sigmas: schedule.sigmas,
+      timings: { encodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: Date.now() - t2 },
+    };
   } finally {
     tf.dispose(own);
   }
