@@ -7,7 +7,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { LoadedPipeline, Txt2ImgParams, checkTxt2ImgParams, defaultSadaConfig, inspectPipelineFolder, loadPipeline, planSampling, schedulerConfigFor, txt2img } from '../lib/pipelines';
+import { BlockCache } from '../lib/models/unet';
+import { SD2_SADA, resolveSadaConfig } from '../lib/sada/config';
+import { seededCellDraws } from '../lib/sada/prune';
+import { SadaDenoiserContext } from '../lib/sada/sampler';
+import { LoadedPipeline, Txt2ImgParams, sadaTokenPruning, checkTxt2ImgParams, defaultSadaConfig, inspectPipelineFolder, loadPipeline, planSampling, schedulerConfigFor, txt2img } from '../lib/pipelines';
 import { RgbImage } from '../lib/io/png';
 import { psnr } from '../lib/metrics/image-quality';
 import { makeTinyPipeline } from '../scripts/make-tiny-pipeline';
@@ -158,5 +162,37 @@ describeReference('pipelines on tiny folders', ['clip-tokenizer'], () => {
     expect(() => inspectPipelineFolder(path.join(root, 'nope'))).toThrow(/does not exist/);
     fs.writeFileSync(path.join(dir, 'model_index.json'), JSON.stringify({ _class_name: 'FluxPipeline' }));
     expect(() => inspectPipelineFolder(dir)).toThrow(/StableDiffusionPipeline, StableDiffusionControlNetPipeline, StableDiffusionXLPipeline/);
+  });
+});
+
+describe('sadaTokenPruning (SADA token-wise side on the UNet hook)', () => {
+  const cfg = resolveSadaConfig({ ...SD2_SADA, maxDownsample: 1 });
+  const ctx = (tokenPolicy: 'none' | 'push_all' | 'pruned', score: Float32Array | null): SadaDenoiserContext => ({
+    n: 12, t: 500, sigma: 1, tokenPolicy, lastSkipStep: 0, rows: [0], config: cfg, temporalScore: score ? { data: score, shape: [1, 9, 12] } : null,
+  });
+  const block = (h: number, w: number) => ({ name: `b${h}x${w}`, height: h, width: w });
+
+  it("computes B = one anchor per 3x3 cell ∪ the unstable tokens, at the full-resolution level only", () => {
+    const score = new Float32Array(9 * 12);
+    [0, 5, 40, 107].forEach((i) => (score[i] = 1));
+    const cache = new BlockCache();
+    const p = sadaTokenPruning(ctx('pruned', score), cfg, 9, 12, cache, seededCellDraws(1))!;
+    const pol = p.policyFor(block(9, 12));
+    expect(pol.kind).toBe('prune');
+    const computed = new Set(Array.from((pol as { computed: ArrayLike<number> }).computed));
+    for (const i of [0, 5, 40, 107]) expect(computed.has(i)).toBe(true);
+    // every 3x3 cell (3 rows x 4 columns of cells) holds at least one computed token
+    for (let ci = 0; ci < 3; ci++) for (let cj = 0; cj < 4; cj++) {
+      let n = 0;
+      for (let y = 3 * ci; y < 3 * ci + 3; y++) for (let x = 3 * cj; x < 3 * cj + 3; x++) n += computed.has(y * 12 + x) ? 1 : 0;
+      expect(n).toBeGreaterThanOrEqual(1);
+    }
+    expect(computed.size).toBeLessThanOrEqual(12 + 4);
+    expect(p.policyFor(block(9, 12))).toBe(pol); // one index set per call and level, shared by its blocks
+    expect(p.policyFor(block(5, 6)).kind).toBe('none'); // downsample 2 > maxDownsample 1
+    expect(sadaTokenPruning(ctx('push_all', score), cfg, 9, 12, cache, seededCellDraws(1))!.policyFor(block(9, 12)).kind).toBe('refresh');
+    expect(sadaTokenPruning(ctx('none', score), cfg, 9, 12, cache, seededCellDraws(1))).toBeNull();
+    expect(sadaTokenPruning(ctx('pruned', score), { ...cfg, maxDownsample: 0 }, 9, 12, cache, seededCellDraws(1))).toBeNull();
+    cache.dispose();
   });
 });
