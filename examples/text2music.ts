@@ -197,7 +197,9 @@ function markFor(prunable: boolean): (s: DenoiseStepRecord) => string {
 }
 
 /** Progress on stderr: the step marks, NFE and time. */
-function progressPrinter(label: string, out: NodeJS.WritableStream & { isTTY?: boolean }, quiet: boolean, mark: (s: DenoiseStepRecord) => string): { update(p: PipelineProgress): void; done(): void } {
+function progressPrinter(
+  label: string, out: NodeJS.WritableStream & { isTTY?: boolean }, quiet: boolean, mark: (s: DenoiseStepRecord) => string,
+): { update(p: PipelineProgress): void; done(): void } {
   let marks = '';
   const t0 = Date.now();
   return {
