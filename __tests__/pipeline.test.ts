@@ -67,6 +67,15 @@ describeReference('pipelines on tiny folders', ['clip-tokenizer'], () => {
     expect(b.image.height).toBe(64);
   });
 
+  it('sd2 at the paper setting (50 DPM++ steps, SD-2 demo config): NFE in [21, 33], the fixed Lagrange-region skips (spec §5)', async () => {
+    const s = await txt2img(pipes.sd2, base('sd2', { steps: 50, solver: 'dpmpp-2m', sada: defaultSadaConfig('sd', 50) }));
+    expect(s.nfe).toBeGreaterThanOrEqual(21);
+    expect(s.nfe).toBeLessThanOrEqual(33);
+    const lagrangeSkips = [26, 27, 28, 30, 31, 32, 34, 35, 36, 38, 39, 40, 42, 43, 44, 46, 47];
+    for (const n of lagrangeSkips) expect(s.skippedSteps).toContain(n);
+    expect(s.skippedSteps.every((n) => n >= 11 && n <= 47)).toBe(true); // first skippable accStart+1, last accEnd
+  });
+
   it('sd2: the token-wise side prunes tokens at the pruned level on some steps', async () => {
     const s = await txt2img(pipes.sd2, base('sd2', { steps: 20, sada: defaultSadaConfig('sd', 20) }));
     const pruned = s.steps.filter((st) => st.tokenPolicy === 'pruned');
