@@ -112,6 +112,19 @@ describeReference('pipelines on tiny folders', ['clip-tokenizer'], () => {
     expect(Buffer.from(a.image.data).equals(Buffer.from(c.image.data))).toBe(false);
   });
 
+  it("per-block UNet weights (full-size models on wasm) give the same pixels as resident weights", async () => {
+    const perBlock = loadPipeline(pipes.sd2.folder, { unetWeights: 'per-block' });
+    try {
+      const before = tf.memory().numTensors;
+      const a = await txt2img(perBlock, base('sd2', { steps: 6, sada: defaultSadaConfig('sd', 6) }));
+      expect(tf.memory().numTensors).toBe(before);
+      const b = await txt2img(pipes.sd2, base('sd2', { steps: 6, sada: defaultSadaConfig('sd', 6) }));
+      expect(Buffer.from(a.image.data).equals(Buffer.from(b.image.data))).toBe(true);
+    } finally {
+      perBlock.dispose();
+    }
+  });
+
   it('honours the folder scheduler config (spec §2.1: SD-2.1 DDIM config -> linspace, SDXL -> leading)', () => {
     const sd2 = pipes.sd2.folder.schedulerConfig; // DDIMScheduler, no timestep_spacing, v_prediction
     const e = planSampling('euler', 50, sd2);

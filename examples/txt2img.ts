@@ -61,6 +61,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'controlnet-scale', kind: 'number', help: 'ControlNet: conditioning scale (default 1.0)' },
   { name: 'clip-skip', kind: 'int', help: 'skip this many final CLIP layers (default none)' },
   { name: 'out', kind: 'string', help: 'output PNG path; the JSON record goes next to it (default out/txt2img-seed<seed>.png)' },
+  { name: 'unet-weights', kind: 'string', help: 'resident (default) | per-block: upload each UNet block when it runs (full-size UNets on the 4 GiB wasm heap; slower)' },
   { name: 'backend', kind: 'string', help: `${BACKEND_NAMES.join(' | ')} (default: best available; env SADA_BACKEND)` },
   { name: 'warmup', kind: 'int', help: 'warm-up steps before timed runs (default 1 with --compare, else 0)' },
   { name: 'quiet', kind: 'bool', help: 'no progress bar' },
@@ -130,6 +131,7 @@ export interface CliSettings {
   readonly compare: boolean;
   readonly outPng: string;
   readonly backend: BackendName | undefined;
+  readonly unetWeights: 'resident' | 'per-block';
   readonly warmup: number;
   readonly quiet: boolean;
 }
@@ -164,6 +166,8 @@ export function resolveSettings(flags: Parsed): CliSettings {
       problems.push(`--control-image: ${(e as Error).message}`);
     }
   }
+  const unetWeights = str('unet-weights') ?? 'resident';
+  if (unetWeights !== 'resident' && unetWeights !== 'per-block') problems.push(`--unet-weights must be resident or per-block, got '${unetWeights}'`);
   const warmup = num('warmup') ?? (flags.compare ? 1 : 0);
   if (warmup < 0) problems.push(`--warmup must be >= 0, got ${warmup}`);
   let folder: PipelineFolder | null = null;
@@ -200,7 +204,7 @@ export function resolveSettings(flags: Parsed): CliSettings {
   }
   if (problems.length) throw new UsageError(problems.join('\n'));
   return {
-    folder, params, sada, runSada, compare: flags.compare === true, backend: backend as BackendName | undefined, warmup, quiet: flags.quiet === true,
+    folder, params, sada, runSada, compare: flags.compare === true, backend: backend as BackendName | undefined, unetWeights: unetWeights as 'resident' | 'per-block', warmup, quiet: flags.quiet === true,
     outPng: str('out') ?? path.join('out', `txt2img-seed${params.seed}.png`),
   };
 }
@@ -275,7 +279,7 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
   say(describeBackend(info));
   say(`model: ${s.folder.dir} (${s.folder.className})`);
   const tLoad = Date.now();
-  const pipe: LoadedPipeline = loadPipeline(s.folder);
+  const pipe: LoadedPipeline = loadPipeline(s.folder, { unetWeights: s.unetWeights });
   try {
     say(`loaded in ${((Date.now() - tLoad) / 1000).toFixed(1)} s`);
     if (s.warmup > 0) await txt2img(pipe, { ...s.params, steps: s.warmup, sada: null });
@@ -290,7 +294,7 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
     const record: Record<string, unknown> = {
       tool: 'sada-tfjs examples/txt2img.ts', date: new Date().toISOString(), backend: describeBackend(info),
       model: { dir: path.resolve(s.folder.dir), className: s.folder.className, kind: s.folder.kind, loadSeconds: pipe.loadSeconds },
-      params: { ...s.params, warmup: s.warmup, controlImage: s.params.controlImage ? `${s.params.controlImage.width}x${s.params.controlImage.height}` : undefined },
+      params: { ...s.params, warmup: s.warmup, unetWeights: s.unetWeights, controlImage: s.params.controlImage ? `${s.params.controlImage.width}x${s.params.controlImage.height}` : undefined },
       sadaConfig: s.runSada || s.compare ? resolveSadaConfig(s.sada) : null,
       legend: 'stepModes: F full compute, R cache refresh (all tokens), P token-pruned, - skipped (no UNet call)',
     };

@@ -15,7 +15,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { ClipTextModel, loadClipTextModel } from '../models/clip';
 import { ControlNetModel } from '../models/controlnet';
-import { UNet2DConditionModel } from '../models/unet';
+import { UNet2DConditionModel, WeightMode } from '../models/unet';
 import { AutoencoderKL } from '../models/vae';
 import { ClipTokenizer } from '../tokenizers/clip-tokenizer';
 import { componentWeightFiles } from '../weights';
@@ -145,8 +145,16 @@ export interface LoadedPipeline {
   dispose(): void;
 }
 
+export interface LoadPipelineOptions {
+  /**
+   * UNet weight placement (lib/models/unet/slot.ts): 'resident' (default, fastest) or 'per-block' (each block's
+   * weights uploaded when it runs: full-size UNets on the 4 GiB wasm heap, at the cost of an upload per call).
+   */
+  readonly unetWeights?: WeightMode;
+}
+
 /** Loads every component of an inspected folder (strict keys: any missing/unexpected weight is an error). */
-export function loadPipeline(folder: PipelineFolder): LoadedPipeline {
+export function loadPipeline(folder: PipelineFolder, opts: LoadPipelineOptions = {}): LoadedPipeline {
   const c = folder.components;
   const loadSeconds: Record<string, number> = {};
   const loaded: Array<{ dispose(): void }> = [];
@@ -163,7 +171,7 @@ export function loadPipeline(folder: PipelineFolder): LoadedPipeline {
     const sdxl = folder.kind === 'sdxl';
     const tokenizer2 = sdxl ? timed('tokenizer_2', () => ClipTokenizer.fromFolder(c.tokenizer_2)) : null;
     const textEncoder2 = sdxl ? timed('text_encoder_2', () => loadClipTextModel(c.text_encoder_2, { withProjection: true })) : null;
-    const unet = timed('unet', () => UNet2DConditionModel.load(c.unet));
+    const unet = timed('unet', () => UNet2DConditionModel.load(c.unet, { mode: opts.unetWeights ?? 'resident' }));
     const vae = timed('vae', () => AutoencoderKL.load(c.vae));
     const controlnet = folder.kind === 'sd-controlnet' ? timed('controlnet', () => ControlNetModel.load(c.controlnet)) : null;
     return {

@@ -3,7 +3,7 @@
  *
  *   const folder = inspectPipelineFolder('stable-diffusion-2-1', { controlnetDir? });   // no weights read yet
  *   checkTxt2ImgParams(folder, params);                       // every input problem at once, before any work
- *   const pipe = loadPipeline(folder);                         // strict weight loading of every component
+ *   const pipe = loadPipeline(folder, { unetWeights?: 'resident' | 'per-block' });  // strict loading of every component
  *   const r = await txt2img(pipe, {
  *     prompt, negativePrompt?, prompt2?, negativePrompt2?, height?, width?, steps: 50, guidanceScale: 7.5, seed: 0,
  *     solver: 'dpmpp-2m',                                      // SOLVER_NAMES: euler | dpmpp-2m | dpmpp-3m | heun
@@ -18,7 +18,7 @@
  * the UNet hook), txt2img.ts (the numbered recipe).
  */
 export { PIPELINE_CLASSES, inspectPipelineFolder, loadPipeline } from './folder';
-export type { LoadedPipeline, PipelineFolder, PipelineKind } from './folder';
+export type { LoadPipelineOptions, LoadedPipeline, PipelineFolder, PipelineKind } from './folder';
 export { SOLVER_NAMES, planSampling, schedulerConfigFor } from './sampling';
 export type { SamplingPlan, SolverName } from './sampling';
 export { denoiseLatents } from './denoise';
