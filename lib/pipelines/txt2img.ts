@@ -179,7 +179,9 @@ export async function txt2img(pipe: LoadedPipeline, params: Txt2ImgParams, onPro
         },
       );
       [e.promptEmbeds, e.negativePromptEmbeds, e.pooledPromptEmbeds, e.negativePooledPromptEmbeds].forEach((t) => t && own(t));
-      textEncoderCalls += doCfg && e.negativePromptEmbeds && !(params.negativePrompt === undefined && pipe.folder.forceZerosForEmptyPrompt) ? 4 : 2;
+      // two encoders for the prompt, two more for a negative prompt unless its embeddings are zeros
+      const zeroNegative = params.negativePrompt === undefined && pipe.folder.forceZerosForEmptyPrompt;
+      textEncoderCalls += doCfg && !zeroNegative ? 4 : 2;
       context = doCfg ? own(concatForGuidance(e.negativePromptEmbeds!, e.promptEmbeds)) : e.promptEmbeds;
       const pooled = doCfg ? own(concatForGuidance(e.negativePooledPromptEmbeds!, e.pooledPromptEmbeds)) : e.pooledPromptEmbeds;
       // 4. add_time_ids = original_size + crops_coords_top_left + target_size
