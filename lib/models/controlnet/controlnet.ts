@@ -13,6 +13,7 @@ import { Conv2d, Linear, silu } from '../../nn';
 import { VarBuilder } from '../../weights';
 import { BlockContext } from '../unet/blocks';
 import { AddedConditions, IntermediateSink, UNetEncoder } from '../unet/encoder';
+import { WeightMode } from '../unet/slot';
 import { ControlResiduals } from '../unet/unet';
 import { ControlNetConfig, parseControlNetConfig } from './config';
 
@@ -63,9 +64,15 @@ export class ControlNetModel {
   readonly controlnetDownBlocks: Linear[] = [];
   readonly controlnetMidBlock: Linear;
 
-  constructor(vb: VarBuilder, cfg: ControlNetConfig) {
+  /** The weight files stay open in per-block mode (closed by dispose()). */
+  private readonly openWeights: VarBuilder | null;
+
+  /** `mode` 'per-block': down and mid blocks are uploaded when they run (see ../unet/slot.ts). */
+  constructor(vb: VarBuilder, cfg: ControlNetConfig, mode: WeightMode = 'resident') {
     this.config = cfg;
-    this.encoder = new UNetEncoder(vb, cfg);
+    this.openWeights = mode === 'per-block' ? vb : null;
+    if (mode === 'per-block') vb.enableHostCache();
+    this.encoder = new UNetEncoder(vb, cfg, mode);
     const c = cfg.blockOutChannels;
     this.condEmbedding = new ConditioningEmbedding(vb.pp('controlnet_cond_embedding'), cfg.conditioningChannels, cfg.conditioningEmbeddingOutChannels, c[0]);
     // one 1x1 conv per residual: conv_in's, then each resnet's and each downsampler's
@@ -78,20 +85,20 @@ export class ControlNetModel {
     this.controlnetMidBlock = Linear.loadConv1x1(vb.pp('controlnet_mid_block'), c[c.length - 1], c[c.length - 1]);
   }
 
-  static load(dir: string): ControlNetModel {
+  static load(dir: string, opts: { mode?: WeightMode } = {}): ControlNetModel {
     const vb = VarBuilder.fromFolder(dir);
-    return ControlNetModel.fromVarBuilder(vb, parseControlNetConfig(vb.config, `${dir}/config.json`));
+    return ControlNetModel.fromVarBuilder(vb, parseControlNetConfig(vb.config, `${dir}/config.json`), opts.mode);
   }
 
-  static fromVarBuilder(vb: VarBuilder, cfg: ControlNetConfig): ControlNetModel {
+  static fromVarBuilder(vb: VarBuilder, cfg: ControlNetConfig, mode: WeightMode = 'resident'): ControlNetModel {
     let m: ControlNetModel;
     try {
-      m = new ControlNetModel(vb, cfg);
+      m = new ControlNetModel(vb, cfg, mode);
     } catch (e) {
       vb.abort(); // a construction error is reported first
       throw e;
     }
-    vb.finish();
+    vb.finish({ keepOpen: mode === 'per-block' });
     return m;
   }
 
@@ -132,5 +139,6 @@ export class ControlNetModel {
     this.condEmbedding.dispose();
     for (const b of this.controlnetDownBlocks) b.dispose();
     this.controlnetMidBlock.dispose();
+    this.openWeights?.close();
   }
 }

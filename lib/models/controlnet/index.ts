@@ -1,6 +1,6 @@
 /**
  * ControlNetModel (diffusers) on NHWC tensors.
- *   const cn = ControlNetModel.load('controlnet');
+ *   const cn = ControlNetModel.load('controlnet', {mode?: 'resident' | 'per-block'});
  *   const control = cn.forward({ sample, timestep, encoderHiddenStates, controlnetCond, conditioningScale });
  *   const y = unet.forward({ sample, timestep, encoderHiddenStates, control });
  */
