@@ -4,7 +4,8 @@
  *   const unet = UNet2DConditionModel.load('sd2/unet', {mode?});  // config.json + weights, strict keys;
  *                                                                  // mode 'per-block' uploads block weights per call
  *   const y = unet.forward({ sample /* [B,H,W,4] *\/, timestep: 801, encoderHiddenStates /* [B,77,D] *\/,
- *                            added?, control?, pruning?, onIntermediate? });
+ *                            added? /* SDXL {textEmbeds, timeIds} *\/, classLabels? /* MusicLDM *\/,
+ *                            control? /* ControlNet {down, mid} *\/, pruning?, onIntermediate? });
  *   unet.dispose();
  * Configs: parseUNetConfig(json) -> UNetConfig; presets SD15_UNET, SD2_UNET, SDXL_UNET, TINY_SD2_UNET.
  * Token pruning: pass `pruning: { policyFor(block) -> TokenPolicy, cache: BlockCache }` (see ./pruning.ts).
