@@ -1,16 +1,16 @@
 /**
  * Writes a tiny random MusicLDM pipeline folder in the diffusers layout (lib/pipelines/tiny-musicldm.ts), for the
- * text2music CLI and tests:
+ * text2music CLI and tests. A thin wrapper over `scripts/make-tiny-pipeline.ts --kind musicldm`, kept for its
+ * shorter command line:
  *
  *   npx ts-node scripts/make-tiny-musicldm.ts <out-dir> [--seed 0]     -> <out-dir>/tiny-musicldm
  */
-import * as path from 'path';
 import { selectBackend } from '../lib/backend';
-import { makeTinyMusicLdm } from '../lib/pipelines/tiny-musicldm';
+import { makeTinyPipeline } from './make-tiny-pipeline';
 
 /** Writes `<root>/tiny-musicldm` and returns its path. */
 export function makeTinyMusicLdmFolder(root: string, seed = 0): string {
-  return makeTinyMusicLdm(path.join(root, 'tiny-musicldm'), seed);
+  return makeTinyPipeline(root, 'musicldm', seed);
 }
 
 async function main(argv: string[]): Promise<void> {

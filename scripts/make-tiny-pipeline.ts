@@ -1,9 +1,9 @@
 /**
- * Writes small random Stable Diffusion pipeline folders in the exact diffusers layout, so that the pipelines and
- * the txt2img CLI run end to end in seconds (tests, CI) with the same loading code a real download goes through.
- * The idea is tinygrad's `--fakeweights` / diffusers' `hf-internal-testing/tiny-stable-diffusion-*` repos.
+ * Writes small random pipeline folders (Stable Diffusion, FLUX.1, MusicLDM) in the exact diffusers layout, so that
+ * the pipelines and the txt2img / text2music CLIs run end to end in seconds (tests, CI) with the same loading code a
+ * real download goes through. The idea is tinygrad's `--fakeweights` / diffusers' `hf-internal-testing/tiny-*` repos.
  *
- *   npx ts-node scripts/make-tiny-pipeline.ts <out-dir> [--kind sd2|sd15-controlnet|sdxl|all] [--seed 0]
+ *   npx ts-node scripts/make-tiny-pipeline.ts <out-dir> [--kind sd2|sd15-controlnet|sdxl|flux|musicldm|all] [--seed 0]
  *
  * Folders (one function per pipeline kind; add new kinds to TINY_PIPELINE_KINDS):
  *   tiny-sd2/             StableDiffusionPipeline: DDIMScheduler config with v_prediction (as SD-2.1 ships it),
@@ -12,7 +12,12 @@
  *                         CLIP ViT-L-style text encoder (quick_gelu, pad <|endoftext|>), controlnet/
  *   tiny-sdxl/            StableDiffusionXLPipeline: EulerDiscreteScheduler 'leading', two text encoders (the second
  *                         with projection), text_time addition embedding, force_zeros_for_empty_prompt
- * Each holds model_index.json, scheduler/scheduler_config.json, tokenizer[_2]/ (vocab.json + merges.txt of the real
+ *   tiny-flux/            FluxPipeline (lib/pipelines/flux-tiny.ts `writeTinyFluxPipeline`): FLUX.1-dev's
+ *                         FlowMatchEulerDiscreteScheduler config, CLIP + T5 (real spiece.model), 1 double + 1 single
+ *                         transformer block, 16-channel VAE with shift_factor; needs ../shared/reference/t5-tokenizer
+ *   tiny-musicldm/        MusicLDMPipeline (lib/pipelines/tiny-musicldm.ts `makeTinyMusicLdm`): CLAP text tower,
+ *                         class-label UNet, 1-channel mel VAE, HiFi-GAN vocoder; needs ../shared/reference/roberta-tokenizer
+ * The three SD folders are written here; each holds model_index.json, scheduler/scheduler_config.json, tokenizer[_2]/ (vocab.json + merges.txt of the real
  * CLIP BPE from ../shared/reference/clip-tokenizer), text_encoder[_2]/{config.json, model.safetensors},
  * unet|vae|controlnet/{config.json, diffusion_pytorch_model.safetensors}. Weights are F32, under the verbatim
  * upstream keys in torch layout, seeded (same seed -> byte-identical files).
@@ -33,11 +38,13 @@ import { writeSafetensors } from '../lib/io/safetensors';
 import { VarBuilder } from '../lib/weights';
 import { requestedKeys } from '../lib/convert/expected-keys';
 import { referenceRoot } from '../lib/reference/locate';
+import { writeTinyFluxPipeline } from '../lib/pipelines/flux-tiny';
+import { makeTinyMusicLdm } from '../lib/pipelines/tiny-musicldm';
 
 type Json = Record<string, unknown>;
 
 export const DIFFUSERS_VERSION = '0.31.0';
-export const TINY_PIPELINE_KINDS = ['sd2', 'sd15-controlnet', 'sdxl'] as const;
+export const TINY_PIPELINE_KINDS = ['sd2', 'sd15-controlnet', 'sdxl', 'flux', 'musicldm'] as const;
 export type TinyPipelineKind = (typeof TINY_PIPELINE_KINDS)[number];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -241,6 +248,8 @@ export function makeTinySdxl(dir: string, seed = 0): string {
 
 const MAKERS: Record<TinyPipelineKind, (dir: string, seed?: number) => string> = {
   sd2: makeTinySd2, 'sd15-controlnet': makeTinySd15ControlNet, sdxl: makeTinySdxl,
+  flux: (dir, seed = 0) => writeTinyFluxPipeline(dir, seed),
+  musicldm: (dir, seed = 0) => makeTinyMusicLdm(dir, seed),
 };
 
 /** Writes the folder of `kind` as `<root>/tiny-<kind>` and returns its path. */
