@@ -12,7 +12,8 @@
  *   5. decode:            image = VAE.decode(unpack(x) / scaling_factor + shift_factor), then /2 + 0.5, clipped
  *
  * The loop is `sampleFlowMatchEuler` over a VelocityModel; with `sada` set, lib/sada's flow variant runs the same
- * velocity model instead (skipped steps never call the transformer). Large-model memory: `loadFluxPipeline(dir, {transformerMode: 'block-by-block',
+ * velocity model instead (skipped steps never call the transformer); `tokenPruning` adds image-token pruning in the
+ * transformer blocks driven by SADA's token score (an extension, off by default; docs/flux-token-pruning.md). Large-model memory: `loadFluxPipeline(dir, {transformerMode: 'block-by-block',
  * textEncoder2Mode: 'block-by-block'})` (docs/flux-memory.md).
  */
 import * as fs from 'fs';
@@ -20,13 +21,15 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { RgbImage, imageFromTensor } from '../io/png';
 import { ClipTextModel, loadClipTextModel } from '../models/clip';
-import { FluxLoadMode, FluxTransformer2DModel, latentImageIds, loadFluxTransformer, packLatents, textIds, unpackLatents } from '../models/flux';
+import { FluxLoadMode, FluxTokenPruning, FluxTransformer2DModel, latentImageIds, loadFluxTransformer, packLatents, textIds, unpackLatents } from '../models/flux';
+import { BlockCache } from '../models/unet';
 import { T5EncoderModel, T5LoadMode, loadT5EncoderModel } from '../models/t5';
 import { AutoencoderKL } from '../models/vae';
 import { TorchGenerator } from '../random/torch-generator';
 import { randnLatentsNHWC } from '../random/randn-tensor';
 import { FlowMatchConfig, FlowMatchSchedule, calculateShift, fluxDefaultSigmas, flowMatchSigmas, parseFlowMatchConfig } from '../schedules';
-import { SadaConfig, flowSadaVariant, sadaSample } from '../sada';
+import { SadaConfig, SadaDenoiserContext, anchorTokens, drawAnchorCells, flowSadaVariant, pruneIndexSets, sadaSample, seededCellDraws } from '../sada';
+import type { CellDrawSource } from '../sada';
 import { FlowStepInfo, sampleFlowMatchEuler } from '../solvers';
 import { ClipTokenizer } from '../tokenizers/clip-tokenizer';
 import { FLUX_DEV_T5_MAX_LENGTH, T5Tokenizer } from '../tokenizers/t5-tokenizer';
@@ -101,7 +104,7 @@ export function fluxVelocityModel(transformer: FluxTransformer2DModel, args: Omi
   const { schedule, embeds } = args;
   const T = embeds.promptEmbeds.shape[1];
   const txtIds = textIds(T);
-  return (x: tf.Tensor, sigma: number): tf.Tensor => {
+  return (x: tf.Tensor, sigma: number, tokenPruning?: FluxTokenPruning | null): tf.Tensor => {
     const i = schedule.sigmas.indexOf(sigma);
     if (i < 0 || i >= schedule.timesteps.length) throw new Error(`Flux velocity model: σ = ${sigma} is not a step of the schedule`);
     onCall?.();
@@ -113,6 +116,7 @@ export function fluxVelocityModel(transformer: FluxTransformer2DModel, args: Omi
       guidance: transformer.config.guidanceEmbeds ? args.guidanceScale : null,
       imgIds: { rows: x.shape[1]!, data: args.imgIds },
       txtIds: { rows: T, data: txtIds },
+      tokenPruning,
     });
   };
 }
@@ -131,24 +135,112 @@ export interface FluxSadaDenoiseResult {
   /** Steps whose transformer call was skipped, and the official `skipping_path` (decision steps). */
   readonly skippedSteps: number[];
   readonly skippingPath: number[];
+  /** Token pruning only (empty otherwise): one record per transformer call. */
+  readonly tokenCalls: FluxTokenCallRecord[];
+}
+
+/**
+ * Token pruning in Flux's blocks driven by SADA's token score — an EXTENSION: the official code computes the Flux
+ * score but never prunes (spec §7 #22, FLUX_SADA has max_fix = 0). Absent/null = parity (the official behaviour).
+ * Per transformer call (spec §4.2 schedule, `ctx.tokenPolicy`): 'none' outside the acceleration range, 'push_all'
+ * -> refresh every block's cache, 'pruned' -> compute K = anchors ∪ {image tokens with score 1} (spec §4.3 on the
+ * packed (H/2)×(W/2) token grid, one random anchor per sy×sx cell, fresh draws every call) and serve the rest from
+ * the block caches; text tokens always computed (lib/models/flux/pruning.ts). docs/flux-token-pruning.md.
+ */
+export interface FluxTokenPruningOptions {
+  /** At most this many image tokens are marked unstable by the score (SADA's max_fix; replaces the config's,
+   *  which is 0 for Flux). Default ⌊FLUX_PRUNE_MAX_FIX_FRACTION · S⌋ for S image tokens. */
+  readonly maxFix?: number;
+  /** Seed of the anchor draws (our PRNG; the official one is a forked torch generator, spec §7 #17). Default 0. */
+  readonly seed?: number;
+  /** Anchor draws to use instead of the seeded PRNG (tests, replays). */
+  readonly draw?: CellDrawSource;
+  /** Which blocks prune, by module name (transformer_blocks.i, single_transformer_blocks.i); default all. */
+  readonly blocks?: (name: string) => boolean;
+}
+
+/** Default max_fix as a fraction of the image tokens: sd_demo's 5120 over SD-2's 96×96 = 9216 pruned tokens. */
+export const FLUX_PRUNE_MAX_FIX_FRACTION = 5120 / 9216;
+
+/** What one transformer call computed. */
+export interface FluxTokenCallRecord {
+  readonly n: number;
+  readonly policy: 'none' | 'refresh' | 'prune';
+  /** Image tokens computed in the blocks (= total unless 'prune'). */
+  readonly computed: number;
+  readonly total: number;
+}
+
+/** The packed token grid (rows, cols) of img_ids [S, 3] (rows (0, i, j), latentImageIds). */
+export function fluxTokenGrid(imgIds: ArrayLike<number>, S: number): { h: number; w: number } {
+  if (imgIds.length !== S * 3) throw new Error(`fluxTokenGrid: img_ids must be [${S}, 3], found ${imgIds.length} values`);
+  let h = 0;
+  let w = 0;
+  for (let t = 0; t < S; t++) {
+    h = Math.max(h, imgIds[t * 3 + 1] + 1);
+    w = Math.max(w, imgIds[t * 3 + 2] + 1);
+  }
+  for (let t = 0; t < S; t++)
+    if (imgIds[t * 3 + 1] !== Math.floor(t / w) || imgIds[t * 3 + 2] !== t % w)
+      throw new Error(`fluxTokenGrid: img_ids row ${t} is (${imgIds[t * 3 + 1]}, ${imgIds[t * 3 + 2]}), expected the row-major grid (${Math.floor(t / w)}, ${t % w}) of latentImageIds`);
+  if (h * w !== S) throw new Error(`fluxTokenGrid: img_ids span a ${h}x${w} grid, expected ${S} tokens`);
+  return { h, w };
+}
+
+/**
+ * The transformer's tokenPruning argument for one SADA call (null = every token, caches untouched). An empty
+ * computed set (a grid smaller than one sy×sx cell and no unstable token) falls back to a refresh.
+ */
+export function fluxSadaTokenPruning(
+  ctx: SadaDenoiserContext, grid: { h: number; w: number }, cache: BlockCache, draw: CellDrawSource, blocks?: (name: string) => boolean,
+): FluxTokenPruning | null {
+  if (ctx.tokenPolicy === 'none') return null;
+  if (ctx.tokenPolicy === 'push_all') return { policy: { kind: 'refresh' }, cache, blocks };
+  const { h, w } = grid;
+  const { sx, sy } = ctx.config;
+  const anchors = anchorTokens(h, w, sx, sy, drawAnchorCells(h, w, sx, sy, draw));
+  const score = ctx.temporalScore ? ctx.temporalScore.data.subarray(0, h * w) : new Float32Array(h * w); // [B, L], sample 0
+  if (ctx.temporalScore && ctx.temporalScore.data.length !== h * w)
+    throw new Error(`Flux token pruning: the token score has ${ctx.temporalScore.data.length} values, expected ${h * w} (batch 1, spec §4.4)`);
+  const sets = pruneIndexSets(h, w, anchors, score);
+  if (sets.bIdx.length === 0) return { policy: { kind: 'refresh' }, cache, blocks };
+  return { policy: { kind: 'prune', computed: sets.bIdx }, cache, blocks };
 }
 
 /**
  * Step 4 with SADA's flow-matching variant (lib/sada/flow.ts, spec §3.9: velocity criterion, velocity
  * extrapolation on skipped steps, fixed Lagrange-region pattern) instead of plain Euler. `config`: e.g. FLUX_SADA
- * (tuned for 50 steps; scaleSadaConfig for other step counts).
+ * (tuned for 50 steps; scaleSadaConfig for other step counts). `tokenPruning`: the extension above (batch 1).
  */
 export async function sadaDenoiseFlux(
   transformer: FluxTransformer2DModel, args: Omit<FluxDenoiseArgs, 'onStep'>, config: SadaConfig, onStep?: (n: number, transformerCalled: boolean) => void,
+  tokenPruning?: FluxTokenPruningOptions | null,
 ): Promise<FluxSadaDenoiseResult> {
   let nfe = 0;
   const v = fluxVelocityModel(transformer, args, () => nfe++);
   const variant = flowSadaVariant({ timesteps: args.schedule.timesteps, sigmas: args.schedule.sigmas });
-  const res = await sadaSample(variant, (xIn, ctx) => v(xIn, ctx.sigma), args.latents, {
-    config,
-    onStep: onStep ? (r) => onStep(r.n, r.denoiserCalled) : undefined,
-  });
-  return { latents: res.x as tf.Tensor3D, nfe, skippedSteps: res.skippedSteps as number[], skippingPath: res.skippingPath as number[] };
+  const [B, S] = args.latents.shape;
+  const tokenCalls: FluxTokenCallRecord[] = [];
+  if (!tokenPruning) {
+    const res = await sadaSample(variant, (xIn, ctx) => v(xIn, ctx.sigma), args.latents, { config, onStep: onStep ? (r) => onStep(r.n, r.denoiserCalled) : undefined });
+    return { latents: res.x as tf.Tensor3D, nfe, skippedSteps: res.skippedSteps as number[], skippingPath: res.skippingPath as number[], tokenCalls };
+  }
+  if (B !== 1) throw new Error(`Flux token pruning: batch must be 1 (one token score per generation, spec §4.4), found ${B}`);
+  const grid = fluxTokenGrid(args.imgIds, S);
+  const maxFix = tokenPruning.maxFix ?? Math.floor(FLUX_PRUNE_MAX_FIX_FRACTION * S);
+  const draw = tokenPruning.draw ?? seededCellDraws(tokenPruning.seed ?? 0);
+  const cache = new BlockCache();
+  try {
+    const res = await sadaSample(variant, (xIn, ctx) => {
+      const pruning = fluxSadaTokenPruning(ctx, grid, cache, draw, tokenPruning.blocks);
+      const policy = pruning?.policy ?? { kind: 'none' as const };
+      tokenCalls.push({ n: ctx.n, policy: policy.kind, computed: policy.kind === 'prune' ? policy.computed.length : S, total: S });
+      return v(xIn, ctx.sigma, pruning);
+    }, args.latents, { config: { ...config, maxFix }, onStep: onStep ? (r) => onStep(r.n, r.denoiserCalled) : undefined });
+    return { latents: res.x as tf.Tensor3D, nfe, skippedSteps: res.skippedSteps as number[], skippingPath: res.skippingPath as number[], tokenCalls };
+  } finally {
+    cache.dispose();
+  }
 }
 
 /** Step 5: packed latents -> images [B, H, W, 3] in [0, 1]. */
@@ -214,6 +306,9 @@ export interface FluxTxt2ImgParams {
   readonly maxSequenceLength?: number;
   /** SADA config (e.g. FLUX_SADA for 50 steps); null/absent = the plain flow-matching Euler baseline. */
   readonly sada?: SadaConfig | null;
+  /** Token pruning in the transformer blocks driven by SADA's token score (extension; needs `sada`; null/absent =
+   *  parity with the official code). */
+  readonly tokenPruning?: FluxTokenPruningOptions | null;
 }
 
 export interface FluxTxt2ImgResult {
@@ -223,6 +318,8 @@ export interface FluxTxt2ImgResult {
   /** SADA only (empty for the baseline): skipped steps and the official skipping_path. */
   readonly skippedSteps: readonly number[];
   readonly skippingPath: readonly number[];
+  /** Token pruning only (empty otherwise): per transformer call, the policy and image tokens computed. */
+  readonly tokenCalls: readonly FluxTokenCallRecord[];
   readonly sigmas: readonly number[];
   readonly timings: { readonly encodeMs: number; readonly denoiseMs: number; readonly decodeMs: number };
 }
@@ -230,6 +327,7 @@ export interface FluxTxt2ImgResult {
 /** The numbered recipe of the file header, for one prompt. Defaults: 1024x1024, 28 steps, guidance 3.5 (FluxPipeline). */
 export async function fluxTxt2Img(pipe: FluxPipeline, params: FluxTxt2ImgParams, onStep?: (step: number, numSteps: number) => void): Promise<FluxTxt2ImgResult> {
   const steps = params.steps ?? 28;
+  if (params.tokenPruning && !params.sada) throw new Error('fluxTxt2Img: tokenPruning is driven by SADA\'s token score and needs `sada` (a SadaConfig), found none');
   const t0 = Date.now();
   const embeds = encodeFluxPrompt(pipe, [params.prompt], { maxSequenceLength: params.maxSequenceLength }); // 1.
   const own: tf.Tensor[] = [embeds.promptEmbeds, embeds.pooledPromptEmbeds];
@@ -241,15 +339,15 @@ export async function fluxTxt2Img(pipe: FluxPipeline, params: FluxTxt2ImgParams,
     const schedule = fluxSchedule(pipe.scheduler, steps, prep.latents.shape[1]); // 3.
     const denoiseArgs = { latents: prep.latents, embeds, imgIds: prep.imgIds, schedule, guidanceScale: params.guidanceScale ?? 3.5 };
     const out = params.sada
-      ? await sadaDenoiseFlux(pipe.transformer, denoiseArgs, params.sada, (n) => onStep?.(n, steps)) // 4. (SADA)
-      : { ...denoiseFlux(pipe.transformer, { ...denoiseArgs, onStep: (info) => onStep?.(info.i, steps) }), skippedSteps: [], skippingPath: [] }; // 4.
+      ? await sadaDenoiseFlux(pipe.transformer, denoiseArgs, params.sada, (n) => onStep?.(n, steps), params.tokenPruning) // 4. (SADA)
+      : { ...denoiseFlux(pipe.transformer, { ...denoiseArgs, onStep: (info) => onStep?.(info.i, steps) }), skippedSteps: [], skippingPath: [], tokenCalls: [] }; // 4.
     own.push(out.latents);
     const t2 = Date.now();
     const pixels = decodeFluxLatents(pipe.vae, out.latents, latentHeight, latentWidth); // 5.
     own.push(pixels);
     const image = imageFromTensor(pixels);
     return {
-      image, nfe: out.nfe, skippedSteps: out.skippedSteps, skippingPath: out.skippingPath, sigmas: schedule.sigmas,
+      image, nfe: out.nfe, skippedSteps: out.skippedSteps, skippingPath: out.skippingPath, tokenCalls: out.tokenCalls, sigmas: schedule.sigmas,
       timings: { encodeMs: t1 - t0, denoiseMs: t2 - t1, decodeMs: Date.now() - t2 },
     };
   } finally {

@@ -9,7 +9,9 @@
  *   loadFluxTransformerFromFiles(files, cfg, mode, {probe?})       probe(partKey, 'loaded' | 'used') in block-by-block
  *   FluxTransformer2DModel.fromVarBuilder(vb, cfg) (+ vb.finish())       resident
  *   model.forward({hiddenStates [B,S,in], encoderHiddenStates [B,T,joint], pooledProjections [B,P],
- *                  timestep (σ), guidance?, imgIds, txtIds, onIntermediate?, onBlock?}) -> [B, S, p²·out]
+ *                  timestep (σ), guidance?, imgIds, txtIds, onIntermediate?, onBlock?, tokenPruning?}) -> [B, S, p²·out]
+ *   tokenPruning: {policy: none | refresh | prune(computed image tokens), cache: BlockCache, blocks?, onBlockTokens?}
+ *     image-token pruning inside the blocks (pruning.ts; extension, off when absent; text tokens always computed)
  *   packLatents(latents NHWC [B,H,W,C]) -> [B, HW/4, 4C];  unpackLatents(packed, H, W) -> [B,H,W,C]
  *   latentImageIds(H/2, W/2) -> Float32Array [HW/4·3];  textIds(T) -> zeros [T·3]
  *   fluxRopeTables(ids, L, axesDims) -> host cos/sin [L, d];  Rope
@@ -35,3 +37,5 @@ export { packLatents, unpackLatents, latentImageIds, textIds } from './packing';
 export { fluxRopeTables, rotationMatrix, Rope } from './rope';
 export type { RopeTables } from './rope';
 export { fluxTimeProjection } from './embeddings';
+export { FluxPrunePlan, doubleBlockName, singleBlockName } from './pruning';
+export type { FluxTokenPruning } from './pruning';

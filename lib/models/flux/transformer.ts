@@ -12,6 +12,8 @@
  * Blocks come from a FluxBlockSource: all resident (`fromVarBuilder`), or read from the safetensors file part by
  * part while each block runs and disposed after (block-by-block.ts; the memory plan for the 12 B model).
  * Activations are disposed block by block, never accumulated.
+ * Optional token pruning (`tokenPruning`, pruning.ts; an extension beyond the official code): in a pruned call each
+ * block runs on the text tokens plus the computed image tokens only, the rest take the block's cached output.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Linear, expectDim, expectRank, shapeStr } from '../../nn';
@@ -20,6 +22,7 @@ import { FluxSingleTransformerBlock, FluxTransformerBlock } from './blocks';
 import { FluxTransformerConfig, fluxInnerDim } from './config';
 import { FluxTimeTextEmbedding } from './embeddings';
 import { AdaLayerNorm, modulate } from './modulation';
+import { FluxPrunePlan, FluxTokenPruning, doubleBlockName, singleBlockName } from './pruning';
 import { Rope, fluxRopeTables } from './rope';
 
 /** Where the blocks' weights live while the model runs. */
@@ -79,6 +82,8 @@ export interface FluxForwardArgs {
   readonly onIntermediate?: (name: string, t: tf.Tensor) => void;
   /** Progress: called after block `index` of `kind` has run, with the block count of that kind. */
   readonly onBlock?: (kind: 'double' | 'single', index: number, count: number) => void;
+  /** Token pruning of the image tokens inside the blocks (pruning.ts; an extension, off when absent). */
+  readonly tokenPruning?: FluxTokenPruning | null;
 }
 
 function perItem(v: number | readonly number[], B: number, what: string): number[] {
@@ -159,6 +164,13 @@ export class FluxTransformer2DModel {
     const sink = args.onIntermediate;
 
     const rope = new Rope(fluxRopeTables(ids, T + S, cfg.axesDimsRope));
+    let plan: FluxPrunePlan;
+    try {
+      plan = FluxPrunePlan.create(args.tokenPruning, T, S, ids, cfg.axesDimsRope);
+    } catch (e) {
+      rope.dispose();
+      throw e;
+    }
     const temb = this.timeTextEmbed.forward(timestep, guidance, pooled);
     let x: tf.Tensor3D = this.xEmbedder.forward(xIn);
     let c: tf.Tensor3D = this.contextEmbedder.forward(cIn);
@@ -172,7 +184,7 @@ export class FluxTransformer2DModel {
         sink('pos_embed.1', rope.sin);
       }
       for (let i = 0; i < cfg.numLayers; i++) {
-        const out = this.blocks.runDouble(i, x, c, temb, rope);
+        const out = plan.double(doubleBlockName(i), x, c, rope, (xi, ci, r) => this.blocks.runDouble(i, xi, ci, temb, r));
         tf.dispose([x, c]);
         x = out.x;
         c = out.ctx;
@@ -183,7 +195,7 @@ export class FluxTransformer2DModel {
       h = tf.concat([c, x], 1); // [B, T + S, C], text first
       tf.dispose([x, c]); // (disposing again in `finally` is a no-op)
       for (let i = 0; i < cfg.numSingleLayers; i++) {
-        const next = this.blocks.runSingle(i, h, temb, rope);
+        const next = plan.single(singleBlockName(i), h, rope, (hi, r) => this.blocks.runSingle(i, hi, temb, r));
         h.dispose();
         h = next;
         sink?.(`single_transformer_blocks.${i}`, h);
@@ -201,6 +213,7 @@ export class FluxTransformer2DModel {
     } finally {
       tf.dispose([x, c, temb, ...(h ? [h] : [])]);
       rope.dispose();
+      plan.dispose();
     }
   }
 
