@@ -3,9 +3,13 @@
  * Padding is explicit and symmetric like torch's `padding=p` (tfjs 'same' pads asymmetrically at stride 2);
  * `extraPad` adds torch's F.pad(x, (0, 1, 0, 1)) of diffusers' Downsample2D(padding=0).
  * Bias is fused into the kernel (FusedConv2D on wasm).
+ * Training (filter is a tf.Variable, see VarBuilder.enableTrainable): the conv runs through lib/train/conv2d.ts
+ * (gradients the wasm backend lacks); a stride-2 conv with torch padding (k−1)/2 equals the stride-1 'same' conv
+ * sampled at even positions (H, W even), which is how diffusers' Downsample2D(padding=1) is trained.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { VarBuilder } from '../weights';
+import { trainableConv2d } from '../train/conv2d';
 import { expectDim, expectRank, shapeStr } from './check';
 
 export interface Conv2dOptions {
@@ -52,8 +56,26 @@ export class Conv2d {
     expectDim('Conv2d', 'input (NHWC)', x, 3, this.inChannels);
     const p = this.padding;
     const q = p + this.padBottomRight;
+    if (this.filter instanceof tf.Variable) return this.forwardTrainable(x);
     const pad: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [p, q], [p, q], [0, 0]];
     return tf.fused.conv2d({ x, filter: this.filter, strides: this.stride, pad: p === 0 && q === 0 ? 'valid' : pad, bias: this.bias ?? undefined });
+  }
+
+  /** The differentiable path used in training (stride 1 or 2, padding (k−1)/2, no extra bottom/right pad). */
+  private forwardTrainable(x: tf.Tensor4D): tf.Tensor4D {
+    const k = this.filter.shape[0];
+    const [B, H, W] = x.shape;
+    if (this.padding !== (k - 1) / 2 || this.padBottomRight !== 0 || (this.stride !== 1 && this.stride !== 2) || (this.stride === 2 && (H % 2 !== 0 || W % 2 !== 0)))
+      throw new Error(`Conv2d (trainable): supports stride 1 or 2 (even H, W) with padding (k-1)/2, got kernel ${k}, stride ${this.stride}, padding ${this.padding}+${this.padBottomRight}, input ${shapeStr(x.shape)}`);
+    return tf.tidy(() => {
+      let y = trainableConv2d(x, this.filter);
+      if (this.stride === 2) {
+        // even rows and columns: [B, H/2, 2, W/2, 2, C] -> index 0 of both phase axes (slice has a gradient)
+        const C = this.outChannels;
+        y = tf.reshape(tf.slice(tf.reshape(y, [B, H / 2, 2, W / 2, 2, C]), [0, 0, 0, 0, 0, 0], [B, H / 2, 1, W / 2, 1, C]), [B, H / 2, W / 2, C]);
+      }
+      return this.bias ? tf.add(y, this.bias) : y;
+    });
   }
 
   dispose(): void {

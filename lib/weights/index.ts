@@ -27,6 +27,8 @@
  *   vb.own(t)                                          registers a tensor built from host data (disposed on failure)
  *   vb.derived(id, make)                               a kept tensor from host data made by `make` (splits), cacheable
  *   vb.enableHostCache()                               keep final host data of every weight (per-block models)
+ *   vb.enableTrainable()                               (training) every tensor handed out by get/derived is a
+ *                                                      trainable tf.Variable; vb.trainableVariables() lists them
  *   vb.finish({keepOpen?})                             see above; closes the files unless keepOpen
  *   vb.fork() / vb.close()                             unchecked builder over the same open files (per-block upload)
  *   vb.abort()                                         construction failed: dispose what was created, close
@@ -185,6 +187,9 @@ class LoadSession {
   readonly misshaped: string[] = [];
   readonly owned: tf.Tensor[] = [];
   finished = false;
+  /** Training mode (see VarBuilder.enableTrainable): tensors become variables, listed by id in creation order. */
+  trainable = false;
+  readonly variables = new Map<string, tf.Variable>();
   /**
    * A forked session (see VarBuilder.fork) neither checks nor closes the shared source. `hostCache` (shared by
    * forks) keeps every weight's final host data once built, so that rebuilding a block is only an upload.
@@ -339,7 +344,21 @@ export class VarBuilder {
       h = make();
       s.hostCache?.set(cacheKey, h);
     }
-    return this.own(tf.tensor(h.data, h.shape, 'float32'));
+    return this.own(tf.tensor(h.data, h.shape, 'float32'), cacheKey);
+  }
+
+  /**
+   * Training: every tensor `get` and `derived` hand out from now on is a trainable tf.Variable (the weights in
+   * our derived layout are then the parameters; lib/train/param-map.ts maps them back to upstream keys).
+   * Call before building. Default off: inference is unchanged.
+   */
+  enableTrainable(): void {
+    this.session.trainable = true;
+  }
+
+  /** The variables created in training mode, by id (`<key>|<layout>` or `<key>#<part>|derived`), in creation order. */
+  trainableVariables(): ReadonlyMap<string, tf.Variable> {
+    return this.session.variables;
   }
 
   /**
@@ -377,7 +396,7 @@ export class VarBuilder {
   /** `name` as a tf.Tensor in our layout, kept alive by the model (it owns and disposes it). */
   get(name: string, upstreamShape: readonly number[], layout: WeightLayout = 'none'): tf.Tensor {
     const h = this.host(name, upstreamShape, layout);
-    return this.own(tf.tensor(h.data, h.shape, 'float32'));
+    return this.own(tf.tensor(h.data, h.shape, 'float32'), `${this.key(name)}|${layout}`);
   }
 
   /**
@@ -402,9 +421,21 @@ export class VarBuilder {
     this.session.source.close();
   }
 
-  /** Registers a tensor built from host data so that a failed load disposes it. */
-  own<T extends tf.Tensor>(t: T): T {
-    this.session.owned.push(t);
+  /**
+   * Registers a tensor built from host data so that a failed load disposes it. In training mode (enableTrainable)
+   * a tensor given an `id` is replaced by a trainable tf.Variable holding its values.
+   */
+  own<T extends tf.Tensor>(t: T, id?: string): T {
+    const s = this.session;
+    if (s.trainable && id !== undefined) {
+      if (s.variables.has(id)) throw new Error(`VarBuilder: trainable weight '${id}' was requested twice`);
+      const v = tf.variable(t, true);
+      t.dispose();
+      s.variables.set(id, v);
+      s.owned.push(v);
+      return v as unknown as T;
+    }
+    s.owned.push(t);
     return t;
   }
 
