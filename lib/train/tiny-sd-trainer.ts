@@ -1,0 +1,287 @@
+/**
+ * The resumable trainer of the demo model (lib/train/tiny-sd.ts): AdamW with gradient clipping and a linear
+ * learning-rate warm-up, an EMA of the weights, a seeded data order and noise RNG, all saved in one atomic
+ * checkpoint (lib/train/checkpoint.ts) so that a resumed run continues bit-identically; export of the EMA weights
+ * as a diffusers folder (unet/config.json + diffusion_pytorch_model.safetensors under upstream key names).
+ *
+ * The trained variables are the model's load-time tensors (VarBuilder.enableTrainable); their ids are the
+ * checkpoint names. lib/train/param-map.ts maps them back to diffusers keys at export.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { MnistSplit } from '../data/fashion-mnist';
+import { encodeSpaceToDepth } from '../demo/space-to-depth';
+import { SafetensorsFile, writeSafetensors } from '../io/safetensors';
+import { UNet2DConditionModel } from '../models/unet';
+import { VarBuilder } from '../weights';
+import { AdamConfig, AdamState, adamStep, disposeAdamState, initAdamState } from './adam';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint';
+import { emaUpdate, initEma } from './ema';
+import { ParamMap, buildParamMap, discoverUpstreamShapes, hostValues, toUpstream } from './param-map';
+import { Xoshiro128 } from './rng';
+import {
+  CLASS_TABLE_ID, NULL_CLASS, NUM_CLASSES, TINY_SD_SCHEDULER_CONFIG, TOKENS_PER_CLASS, VBatch, buildUnet, initClassTable, initUpstream,
+  vPredictionLoss,
+} from './tiny-sd';
+
+export interface TrainConfig {
+  /** diffusers UNet2DConditionModel config.json object. */
+  readonly unet: Record<string, unknown>;
+  readonly batch: number;
+  readonly lr: number;
+  readonly warmupSteps: number;
+  readonly weightDecay: number;
+  readonly clipGradNorm: number;
+  readonly emaDecay: number;
+  /** Probability of replacing the label by the null class (classifier-free guidance training). */
+  readonly labelDropout: number;
+  readonly seed: number;
+}
+
+/** What the checkpoint's JSON metadata holds besides the Adam step. */
+export interface TrainerMeta {
+  readonly format: 'sada-tfjs tiny-sd trainer v1';
+  readonly config: TrainConfig;
+  readonly step: number;
+  /** Data order: epoch number and position in that epoch's permutation (seeded by seed and epoch). */
+  readonly epoch: number;
+  readonly position: number;
+  readonly rng: { s: number[]; spare: number | null };
+  /** Seconds of training so far (all runs). */
+  readonly trainSeconds: number;
+}
+
+export interface StepResult {
+  readonly step: number;
+  readonly loss: number;
+  readonly gradNorm: number;
+  readonly lr: number;
+}
+
+const CKPT_FILE = 'checkpoint.safetensors';
+
+/** The shuffled order of `n` items in `epoch` (Fisher-Yates with an RNG seeded by seed and epoch). */
+export function epochPermutation(n: number, seed: number, epoch: number): Uint32Array {
+  const rng = new Xoshiro128((Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    const t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  return p;
+}
+
+export class TinySdTrainer {
+  readonly config: TrainConfig;
+  readonly unet: UNet2DConditionModel;
+  readonly dim: number;
+  /** Every trained variable by id: the UNet's (VarBuilder ids) and the class table. */
+  readonly params: Map<string, tf.Variable>;
+  private readonly idOf = new Map<string, string>();
+  private adam: AdamState;
+  private ema: Map<string, tf.Tensor>;
+  private rng: Xoshiro128;
+  step = 0;
+  epoch = 0;
+  position = 0;
+  trainSeconds = 0;
+  private perm: Uint32Array | null = null;
+  private permEpoch = -1;
+
+  private constructor(config: TrainConfig, unet: UNet2DConditionModel, params: Map<string, tf.Variable>) {
+    this.config = config;
+    this.unet = unet;
+    this.dim = unet.config.crossAttentionDim[0];
+    this.params = params;
+    for (const [id, v] of params) this.idOf.set(v.name, id);
+    this.adam = initAdamState(params);
+    this.ema = initEma(params);
+    this.rng = new Xoshiro128(config.seed ^ 0x7a1e5eed);
+  }
+
+  /** A fresh model (torch-like initialisation from config.seed). */
+  static create(config: TrainConfig): TinySdTrainer {
+    const shapes = discoverUpstreamShapes(buildUnet, config.unet);
+    const vb = VarBuilder.fromHostTensors(initUpstream(shapes, config.seed), config.unet);
+    vb.enableTrainable();
+    const unet = buildUnet(vb);
+    vb.finish();
+    const dim = unet.config.crossAttentionDim[0];
+    const init = tf.tensor2d(initClassTable(dim, config.seed), [NUM_CLASSES + 1, TOKENS_PER_CLASS * dim]);
+    const table = tf.variable(init, true);
+    init.dispose();
+    const params = new Map<string, tf.Variable>([...vb.trainableVariables(), [CLASS_TABLE_ID, table]]);
+    return new TinySdTrainer(config, unet, params);
+  }
+
+  /** Resumes from `<stateDir>/checkpoint.safetensors` (weights, moments, EMA, step, data order, RNG). */
+  static resume(stateDir: string): TinySdTrainer {
+    const file = path.join(stateDir, CKPT_FILE);
+    if (!fs.existsSync(file)) throw new Error(`${stateDir}: no ${CKPT_FILE} to resume from`);
+    const probe = readTrainerMeta(file);
+    const t = TinySdTrainer.create(probe.config);
+    const expected = new Map([...t.params].map(([id, v]) => [id, v.shape]));
+    const ck = loadCheckpoint<TrainerMeta>(file, expected);
+    for (const [id, v] of t.params) {
+      v.assign(ck.params.get(id)!);
+      ck.params.get(id)!.dispose();
+    }
+    disposeAdamState(t.adam);
+    t.adam = ck.adam;
+    for (const e of t.ema.values()) e.dispose();
+    t.ema = ck.ema;
+    const m = ck.meta;
+    t.step = m.step;
+    t.epoch = m.epoch;
+    t.position = m.position;
+    t.trainSeconds = m.trainSeconds;
+    t.rng.setState(m.rng);
+    return t;
+  }
+
+  /** The next batch: images in the seeded epoch order, uniform timesteps, N(0, I) noise, label dropout. */
+  nextBatch(data: MnistSplit): VBatch {
+    const B = this.config.batch;
+    const idx: number[] = [];
+    while (idx.length < B) {
+      if (this.permEpoch !== this.epoch) {
+        this.perm = epochPermutation(data.count, this.config.seed, this.epoch);
+        this.permEpoch = this.epoch;
+      }
+      idx.push(this.perm![this.position]);
+      this.position += 1;
+      if (this.position === data.count) {
+        this.epoch += 1;
+        this.position = 0;
+      }
+    }
+    const px = data.rows * data.cols;
+    const img = new Float32Array(B * px);
+    idx.forEach((k, i) => {
+      for (let j = 0; j < px; j++) img[i * px + j] = data.images[k * px + j] / 255;
+    });
+    const x0 = tf.tidy(() => encodeSpaceToDepth(tf.tensor4d(img, [B, data.rows, data.cols, 1])).dataSync() as Float32Array);
+    const timesteps = new Int32Array(B);
+    for (let i = 0; i < B; i++) timesteps[i] = this.rng.int(1000);
+    const labels = idx.map((k) => (this.rng.uniform() < this.config.labelDropout ? NULL_CLASS : data.labels[k]));
+    const noise = new Float32Array(x0.length);
+    for (let i = 0; i < noise.length; i++) noise[i] = this.rng.normal();
+    return { x0, noise, timesteps, labels, batch: B };
+  }
+
+  /** The loss of a batch without training (evaluation, tests). */
+  loss(b: VBatch): number {
+    return tf.tidy(() => vPredictionLoss(this.unet, this.params.get(CLASS_TABLE_ID)!, this.dim, b).dataSync()[0]);
+  }
+
+  /** One optimiser step on `b` (from nextBatch, or any fixed batch in tests). */
+  trainStep(b: VBatch): StepResult {
+    const c = this.config;
+    const vars = [...this.params.values()];
+    const { value, grads } = tf.variableGrads(() => vPredictionLoss(this.unet, this.params.get(CLASS_TABLE_ID)!, this.dim, b), vars);
+    const loss = value.dataSync()[0];
+    value.dispose();
+    const byId = new Map<string, tf.Tensor>();
+    for (const [name, g] of Object.entries(grads)) byId.set(this.idOf.get(name)!, g);
+    const lr = c.lr * Math.min(1, (this.step + 1) / Math.max(1, c.warmupSteps));
+    const adamCfg: AdamConfig = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: c.weightDecay, clipGradNorm: c.clipGradNorm };
+    let gradNorm: number;
+    try {
+      gradNorm = adamStep(this.params, byId, this.adam, adamCfg);
+    } finally {
+      for (const g of byId.values()) g.dispose();
+    }
+    this.step += 1;
+    emaUpdate(this.ema, this.params, this.step, c.emaDecay);
+    return { step: this.step, loss, gradNorm, lr };
+  }
+
+  meta(): TrainerMeta {
+    return {
+      format: 'sada-tfjs tiny-sd trainer v1', config: this.config, step: this.step, epoch: this.epoch, position: this.position,
+      rng: this.rng.getState(), trainSeconds: this.trainSeconds,
+    };
+  }
+
+  /** Writes `<stateDir>/checkpoint.safetensors` atomically (and the UNet config.json next to it). */
+  save(stateDir: string): string {
+    fs.mkdirSync(stateDir, { recursive: true });
+    const file = path.join(stateDir, CKPT_FILE);
+    saveCheckpoint(file, { params: this.params, adam: this.adam, ema: this.ema, meta: this.meta() });
+    return file;
+  }
+
+  /** Host copies of the EMA weights (or the raw weights), by variable id. */
+  weights(which: 'ema' | 'raw' = 'ema'): Map<string, Float32Array> {
+    return hostValues(which === 'ema' ? this.ema : this.params);
+  }
+
+  dispose(): void {
+    this.unet.dispose();
+    this.params.get(CLASS_TABLE_ID)!.dispose();
+    disposeAdamState(this.adam);
+    for (const e of this.ema.values()) e.dispose();
+  }
+}
+
+/** Reads the trainer metadata of a checkpoint without loading tensors. */
+export function readTrainerMeta(file: string): TrainerMeta {
+  const raw = readSafetensorsMetadata(file).trainer;
+  if (raw === undefined) throw new Error(`${file}: not a training checkpoint (no __metadata__.trainer)`);
+  const meta = (JSON.parse(raw) as { meta: TrainerMeta }).meta;
+  if (meta.format !== 'sada-tfjs tiny-sd trainer v1') throw new Error(`${file}: unknown trainer format '${meta.format}'`);
+  return meta;
+}
+
+function readSafetensorsMetadata(file: string): Readonly<Record<string, string>> {
+  const f = SafetensorsFile.open(file);
+  try {
+    return f.metadata;
+  } finally {
+    f.close();
+  }
+}
+
+/**
+ * Writes a diffusers-style model folder:
+ *   <dir>/model_index.json, unet/{config.json, diffusion_pytorch_model.safetensors},
+ *   class_embedder/{config.json, model.safetensors} (embedding.weight [11, TOKENS·D]; row 10 = null class),
+ *   scheduler/scheduler_config.json
+ */
+export function exportDiffusersFolder(dir: string, unetConfig: Record<string, unknown>, weights: ReadonlyMap<string, Float32Array>, map: ParamMap, info: Record<string, unknown>, classNames: readonly string[]): void {
+  const upstream = toUpstream(map, weights);
+  const table = weights.get(CLASS_TABLE_ID);
+  if (!table) throw new Error(`exportDiffusersFolder: no '${CLASS_TABLE_ID}' among the weights`);
+  const dim = (unetConfig.cross_attention_dim as number);
+  fs.mkdirSync(path.join(dir, 'unet'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'class_embedder'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'scheduler'), { recursive: true });
+  const meta = { format: 'pt', producer: 'sada-tfjs scripts/train-tiny-sd.ts', ...Object.fromEntries(Object.entries(info).map(([k, v]) => [k, String(v)])) };
+  const tmp = (p: string) => `${p}.tmp-${process.pid}`;
+  const unetFile = path.join(dir, 'unet', 'diffusion_pytorch_model.safetensors');
+  writeSafetensors(tmp(unetFile), new Map([...upstream].map(([k, t]) => [k, { shape: t.shape, data: t.data as Float32Array }])), meta);
+  fs.renameSync(tmp(unetFile), unetFile);
+  fs.writeFileSync(path.join(dir, 'unet', 'config.json'), JSON.stringify(unetConfig, null, 2) + '\n');
+  const tableFile = path.join(dir, 'class_embedder', 'model.safetensors');
+  writeSafetensors(tmp(tableFile), new Map([['embedding.weight', { shape: [NUM_CLASSES + 1, TOKENS_PER_CLASS * dim], data: table }]]), meta);
+  fs.renameSync(tmp(tableFile), tableFile);
+  fs.writeFileSync(path.join(dir, 'class_embedder', 'config.json'), JSON.stringify({
+    _class_name: 'ClassTokenEmbedding', num_classes: NUM_CLASSES, null_class: NULL_CLASS, tokens_per_class: TOKENS_PER_CLASS,
+    embedding_dim: dim, class_names: classNames,
+  }, null, 2) + '\n');
+  fs.writeFileSync(path.join(dir, 'scheduler', 'scheduler_config.json'), JSON.stringify(TINY_SD_SCHEDULER_CONFIG, null, 2) + '\n');
+  fs.writeFileSync(path.join(dir, 'model_index.json'), JSON.stringify({
+    _class_name: 'TinySdClassConditionalPipeline', _diffusers_version: '0.31.0',
+    unet: ['diffusers', 'UNet2DConditionModel'], scheduler: ['diffusers', 'DPMSolverMultistepScheduler'], class_embedder: ['sada-tfjs', 'ClassTokenEmbedding'],
+    latent_codec: 'space-to-depth 4x4 of the 2-px padded 28x28 image (lib/demo/space-to-depth.ts)', ...info,
+  }, null, 2) + '\n');
+}
+
+/** The derived -> diffusers key map of a UNet config (3 probe builds; a few seconds). */
+export function unetParamMap(unetConfig: Record<string, unknown>): ParamMap {
+  return buildParamMap(buildUnet, unetConfig);
+}
