@@ -1,0 +1,129 @@
+/**
+ * examples/txt2img.ts on the tiny FLUX.1 folder (scripts/make-tiny-pipeline.ts --kind flux), in-process `runCli`:
+ * the folder is detected from model_index.json, --compare writes the side-by-side PNG and the JSON record, SADA's
+ * Flux variant (FLUX_SADA scaled to --steps) calls the transformer fewer times, the same seed writes byte-identical
+ * PNGs, --guidance-scale reaches the guidance embedding, and options with no Flux meaning fail with exit code 2
+ * before any work.
+ */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Writable } from 'stream';
+import * as tf from '@tensorflow/tfjs-core';
+import { runCli } from '../examples/txt2img';
+import { readPng } from '../lib/io/png';
+import { FLUX_SADA, resolveSadaConfig, scaleSadaConfig } from '../lib/sada/config';
+import { makeTinyPipeline } from '../scripts/make-tiny-pipeline';
+import { useBackend } from './helpers/backend';
+import { describeReference } from './helpers/reference';
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const bufs = ['', ''];
+  const sink = (k: 0 | 1) => new Writable({ write: (chunk, _enc, cb) => ((bufs[k] += chunk.toString()), cb()) });
+  const code = await runCli(args, { stdout: sink(0), stderr: sink(1) });
+  return { code, out: bufs[0], err: bufs[1] };
+}
+
+const STEPS = 10;
+/** 16x16 pixels: 8x8 latents (the tiny VAE downsamples by 2), 16 packed tokens; 8 T5 tokens. */
+const SMALL = ['--height', '16', '--width', '16', '--max-sequence-length', '8', '--steps', String(STEPS)];
+
+describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () => {
+  useBackend();
+  let root: string;
+  let flux: string;
+  beforeAll(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sada-cli-flux-'));
+    flux = makeTinyPipeline(root, 'flux');
+  });
+  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+
+  it('--compare: PNGs, JSON record, SADA calls the transformer fewer times (the Lagrange-region skips of FLUX_SADA)', async () => {
+    const out = path.join(root, 'cmp', 'fox.png');
+    const before = tf.memory().numTensors;
+    const r = await cli(['--model-dir', flux, '--prompt', 'a red fox in the snow', ...SMALL, '--seed', '1', '--compare', '--warmup', '0', '--out', out]);
+    expect(r.err).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.out).toMatch(/model: .* \(FluxPipeline\)/);
+    for (const f of ['fox-baseline.png', 'fox-sada.png']) expect([f, readPng(path.join(root, 'cmp', f)).width]).toEqual([f, 16]);
+    const side = readPng(out);
+    expect(side.width).toBeGreaterThan(2 * 16); // baseline | SADA with padding
+    expect(side.height).toBeGreaterThanOrEqual(16);
+
+    const rec = JSON.parse(fs.readFileSync(out.replace(/\.png$/, '.json'), 'utf8'));
+    expect(rec.model.kind).toBe('flux');
+    expect(rec.params).toMatchObject({ steps: STEPS, seed: 1, guidanceScale: 3.5, solver: 'flow-euler', maxSequenceLength: 8, height: 16, width: 16 });
+    // the preset is flux_demo's, rescaled from 50 steps to 10 (lib/sada/config scaleSadaConfig)
+    const cfg = resolveSadaConfig(scaleSadaConfig(FLUX_SADA, STEPS));
+    expect(rec.sadaConfig).toEqual(JSON.parse(JSON.stringify(cfg)));
+    const [b, s] = rec.runs;
+    expect(b.transformerCalls).toBe(STEPS);
+    expect(b.nfe).toBe(STEPS);
+    expect(b.stepModes).toBe('F'.repeat(STEPS));
+    // spec §3.9: in the Lagrange region [lagrangeStep, accEnd) every decision n with n % lagrangeInt != 0 skips step n+1
+    const lagrangeSkips: number[] = [];
+    for (let n = cfg.lagrangeStep; n < cfg.accEnd; n++) if (n % cfg.lagrangeInt !== 0) lagrangeSkips.push(n + 1);
+    expect(lagrangeSkips.length).toBeGreaterThan(0);
+    expect(s.skippedSteps).toEqual(expect.arrayContaining(lagrangeSkips));
+    expect(s.transformerCalls).toBe(STEPS - s.skippedSteps.length);
+    expect(s.transformerCalls).toBeLessThan(b.transformerCalls);
+    expect(s.nfe).toBe(s.transformerCalls);
+    // the progress marks are counted by the CLI at the transformer; they agree with the pipeline's skipped steps
+    expect([...s.stepModes].flatMap((m: string, i: number) => (m === '-' ? [i] : []))).toEqual(s.skippedSteps);
+    expect(rec.comparison).toMatchObject({ nfeBaseline: STEPS, nfeSada: s.nfe });
+    expect(rec.comparison.ssim).toBeGreaterThan(0);
+    expect(rec.comparison.ssim).toBeLessThanOrEqual(1);
+    expect(r.out).toMatch(/speed-up [\d.]+x/);
+    expect(r.err).toMatch(new RegExp(`baseline denoise \\[F{${STEPS}}\\] step ${STEPS}/${STEPS} NFE ${STEPS}`));
+    expect(r.err).toMatch(new RegExp(`SADA +denoise \\[${s.stepModes}\\] step ${STEPS}/${STEPS} NFE ${s.nfe}`));
+  });
+
+  it('the same seed writes byte-identical PNGs; another seed or guidance scale writes another image', async () => {
+    const run = async (name: string, extra: string[]) => {
+      const png = path.join(root, 'same', `${name}.png`);
+      expect((await cli(['--model-dir', flux, '--prompt', 'x', ...SMALL, '--quiet', '--out', png, ...extra])).code).toBe(0);
+      return fs.readFileSync(png);
+    };
+    const a = await run('a', ['--seed', '7']);
+    expect(a.equals(await run('b', ['--seed', '7']))).toBe(true);
+    expect(a.equals(await run('c', ['--seed', '8']))).toBe(false);
+    const g1 = await run('g1', ['--seed', '7', '--no-sada', '--guidance-scale', '1']);
+    const g8 = await run('g8', ['--seed', '7', '--no-sada', '--guidance-scale', '8']);
+    expect(g1.equals(g8)).toBe(false); // --guidance-scale feeds the transformer's guidance embedding
+    const rec = JSON.parse(fs.readFileSync(path.join(root, 'same', 'g8.json'), 'utf8'));
+    expect(rec.params.guidanceScale).toBe(8);
+    expect(rec.sadaConfig).toBeNull();
+    expect(rec.runs[0].transformerCalls).toBe(STEPS);
+  });
+
+  it('options with no Flux meaning fail with exit code 2 and say why, before any work', async () => {
+    const bad = path.join(root, 'bad', 'x.png');
+    const r = await cli([
+      '--model-dir', flux, '--prompt', 'x', '--negative-prompt', 'blurry', '--solver', 'dpmpp-2m', '--clip-skip', '1', '--control-image', 'c.png',
+      '--height', '18', '--max-sequence-length', '600', '--unet-weights', 'per-block', '--max-downsample', '1', '--out', bad,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--negative-prompt does not apply to a FluxPipeline folder: FluxPipeline has no negative prompt/);
+    expect(r.err).toMatch(/--solver dpmpp-2m does not apply to a FluxPipeline folder: .*valid: flow-euler/);
+    expect(r.err).toMatch(/--clip-skip does not apply/);
+    expect(r.err).toMatch(/--control-image does not apply to a FluxPipeline folder: there is no ControlNet/);
+    expect(r.err).toMatch(/--height must be a positive multiple of 4 .*got 18/);
+    expect(r.err).toMatch(/--max-sequence-length must be in 1\.\.512/);
+    expect(r.err).toMatch(/--unet-weights does not apply .*Flux has no UNet/);
+    expect(r.err).toMatch(/--max-downsample does not apply .*token pruning/);
+    expect(fs.existsSync(path.join(root, 'bad'))).toBe(false); // nothing written
+    // an SD folder rejects the Flux-only flags
+    const sd = makeTinyPipeline(root, 'sd2');
+    const r2 = await cli(['--model-dir', sd, '--prompt', 'x', '--max-sequence-length', '8', '--flux-weights', 'block-by-block', '--out', bad]);
+    expect(r2.code).toBe(2);
+    expect(r2.err).toMatch(/--max-sequence-length is for FLUX\.1 folders/);
+    expect(r2.err).toMatch(/--flux-weights is for FLUX\.1 folders/);
+    // a Flux folder with a missing component is reported before loading
+    fs.rmSync(path.join(flux, 'text_encoder_2', 'model.safetensors'));
+    const r3 = await cli(['--model-dir', flux, '--prompt', 'x', '--out', bad]);
+    expect(r3.code).toBe(2);
+    expect(r3.err).toMatch(/is not a usable FluxPipeline folder:\n {2}- text_encoder_2: /);
+    expect(fs.existsSync(path.join(root, 'bad'))).toBe(false);
+  });
+});
