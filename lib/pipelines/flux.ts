@@ -157,6 +157,13 @@ export interface FluxTokenPruningOptions {
   readonly draw?: CellDrawSource;
   /** Which blocks prune, by module name (transformer_blocks.i, single_transformer_blocks.i); default all. */
   readonly blocks?: (name: string) => boolean;
+  /**
+   * When caches are refreshed. 'sada-steps' (default): spec §4.2 (`ctx.tokenPolicy`): refresh every maxInterval
+   * STEPS from accStart or from the last skip, so with Flux's skip cascades only the momentum region prunes.
+   * 'calls' (further extension): inside [accStart, accEnd) refresh on every maxInterval-th TRANSFORMER CALL
+   * (counted from the first call in the range), prune the others, so the Lagrange region prunes too.
+   */
+  readonly schedule?: 'sada-steps' | 'calls';
 }
 
 /** Default max_fix as a fraction of the image tokens: sd_demo's 5120 over SD-2's 96×96 = 9216 pruned tokens. */
@@ -193,9 +200,10 @@ export function fluxTokenGrid(imgIds: ArrayLike<number>, S: number): { h: number
  */
 export function fluxSadaTokenPruning(
   ctx: SadaDenoiserContext, grid: { h: number; w: number }, cache: BlockCache, draw: CellDrawSource, blocks?: (name: string) => boolean,
+  policy: SadaDenoiserContext['tokenPolicy'] = ctx.tokenPolicy,
 ): FluxTokenPruning | null {
-  if (ctx.tokenPolicy === 'none') return null;
-  if (ctx.tokenPolicy === 'push_all') return { policy: { kind: 'refresh' }, cache, blocks };
+  if (policy === 'none') return null;
+  if (policy === 'push_all') return { policy: { kind: 'refresh' }, cache, blocks };
   const { h, w } = grid;
   const { sx, sy } = ctx.config;
   const anchors = anchorTokens(h, w, sx, sy, drawAnchorCells(h, w, sx, sy, draw));
@@ -229,10 +237,15 @@ export async function sadaDenoiseFlux(
   const grid = fluxTokenGrid(args.imgIds, S);
   const maxFix = tokenPruning.maxFix ?? Math.floor(FLUX_PRUNE_MAX_FIX_FRACTION * S);
   const draw = tokenPruning.draw ?? seededCellDraws(tokenPruning.seed ?? 0);
+  const schedule = tokenPruning.schedule ?? 'sada-steps';
+  if (schedule !== 'sada-steps' && schedule !== 'calls') throw new Error(`Flux token pruning: schedule must be 'sada-steps' or 'calls', found ${JSON.stringify(schedule)}`);
+  let callsInRange = 0;
   const cache = new BlockCache();
   try {
     const res = await sadaSample(variant, (xIn, ctx) => {
-      const pruning = fluxSadaTokenPruning(ctx, grid, cache, draw, tokenPruning.blocks);
+      let when = ctx.tokenPolicy;
+      if (schedule === 'calls' && when !== 'none') when = callsInRange++ % ctx.config.maxInterval === 0 ? 'push_all' : 'pruned';
+      const pruning = fluxSadaTokenPruning(ctx, grid, cache, draw, tokenPruning.blocks, when);
       const policy = pruning?.policy ?? { kind: 'none' as const };
       tokenCalls.push({ n: ctx.n, policy: policy.kind, computed: policy.kind === 'prune' ? policy.computed.length : S, total: S });
       return v(xIn, ctx.sigma, pruning);
