@@ -2,8 +2,8 @@
  * examples/txt2img.ts on the tiny FLUX.1 folder (scripts/make-tiny-pipeline.ts --kind flux), in-process `runCli`:
  * the folder is detected from model_index.json, --compare writes the side-by-side PNG and the JSON record, SADA's
  * Flux variant (FLUX_SADA scaled to --steps) calls the transformer fewer times, the same seed writes byte-identical
- * PNGs, --guidance-scale reaches the guidance embedding, and options with no Flux meaning fail with exit code 2
- * before any work.
+ * PNGs, --guidance-scale reaches the guidance embedding, --token-pruning reaches the pipeline's extension, and
+ * options with no Flux meaning fail with exit code 2 before any work.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -97,6 +97,22 @@ describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () =>
     expect(rec.runs[0].transformerCalls).toBe(STEPS);
   });
 
+  it('--token-pruning (extension) reaches fluxTxt2Img: one token record per transformer call, marks R/P on called steps', async () => {
+    const out = path.join(root, 'prune', 'p.png');
+    const r = await cli(['--model-dir', flux, '--prompt', 'x', ...SMALL, '--token-pruning', '--sx', '2', '--sy', '2', '--quiet', '--out', out]);
+    expect(r.code).toBe(0);
+    const rec = JSON.parse(fs.readFileSync(out.replace(/\.png$/, '.json'), 'utf8'));
+    expect(rec.params.tokenPruning).toEqual({ seed: 0 });
+    const [s] = rec.runs;
+    const S = (16 / 4) * (16 / 4); // image tokens: (H / vae 2 / patch 2) x (W / 2 / 2)
+    expect(s.tokenPruning.calls).toHaveLength(s.transformerCalls);
+    expect(s.tokenPruning.imageTokensTotal).toBe(S * s.transformerCalls);
+    expect(s.tokenPruning.imageTokensComputed).toBeLessThanOrEqual(s.tokenPruning.imageTokensTotal);
+    const want = { none: 'F', refresh: 'R', prune: 'P' } as Record<string, string>;
+    for (const c of s.tokenPruning.calls) expect([c.n, s.stepModes[c.n]]).toEqual([c.n, want[c.policy]]);
+    expect((s.stepModes.match(/-/g) ?? []).length).toBe(s.skippedSteps.length);
+  });
+
   it('options with no Flux meaning fail with exit code 2 and say why, before any work', async () => {
     const bad = path.join(root, 'bad', 'x.png');
     const r = await cli([
@@ -111,14 +127,18 @@ describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () =>
     expect(r.err).toMatch(/--height must be a positive multiple of 4 .*got 18/);
     expect(r.err).toMatch(/--max-sequence-length must be in 1\.\.512/);
     expect(r.err).toMatch(/--unet-weights does not apply .*Flux has no UNet/);
-    expect(r.err).toMatch(/--max-downsample does not apply .*token pruning/);
+    expect(r.err).toMatch(/--max-downsample does not apply .*Flux has no downsampling levels/);
+    const r1 = await cli(['--model-dir', flux, '--prompt', 'x', '--sx', '3', '--out', bad]);
+    expect(r1.err).toMatch(/--sx sets token pruning, which SADA's Flux variant does not do .*add --token-pruning/);
+    expect((await cli(['--model-dir', flux, '--prompt', 'x', '--token-pruning', '--no-sada', '--out', bad])).err).toMatch(/--token-pruning .* needs a SADA run/);
     expect(fs.existsSync(path.join(root, 'bad'))).toBe(false); // nothing written
     // an SD folder rejects the Flux-only flags
     const sd = makeTinyPipeline(root, 'sd2');
-    const r2 = await cli(['--model-dir', sd, '--prompt', 'x', '--max-sequence-length', '8', '--flux-weights', 'block-by-block', '--out', bad]);
+    const r2 = await cli(['--model-dir', sd, '--prompt', 'x', '--max-sequence-length', '8', '--flux-weights', 'block-by-block', '--token-pruning', '--out', bad]);
     expect(r2.code).toBe(2);
     expect(r2.err).toMatch(/--max-sequence-length is for FLUX\.1 folders/);
     expect(r2.err).toMatch(/--flux-weights is for FLUX\.1 folders/);
+    expect(r2.err).toMatch(/--token-pruning is for FLUX\.1 folders/);
     // a Flux folder with a missing component is reported before loading
     fs.rmSync(path.join(flux, 'text_encoder_2', 'model.safetensors'));
     const r3 = await cli(['--model-dir', flux, '--prompt', 'x', '--out', bad]);

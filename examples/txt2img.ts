@@ -11,8 +11,8 @@
  *
  * Flux runs lib/pipelines/flux.ts `fluxTxt2Img` (flow-matching Euler; SADA's flow variant with the flux_demo
  * preset FLUX_SADA, scaled to --steps); --guidance-scale is FLUX.1-dev's guidance embedding (no CFG batch), and
- * flags that have no Flux meaning (negative prompts, other solvers, ControlNet, clip skip, UNet weights, token
- * pruning knobs) are rejected with the reason.
+ * flags that have no Flux meaning (negative prompts, other solvers, ControlNet, clip skip, UNet weights) are
+ * rejected with the reason. `--token-pruning` switches on the Flux token-pruning extension (off = parity).
  *
  * Run with --help for every flag. All input is checked before any weight is loaded or any backend initialised;
  * a bad value fails with a message listing what is valid (exit code 2). Progress goes to stderr.
@@ -67,10 +67,11 @@ const FLAGS: readonly Flag[] = [
   { name: 'lagrange-step', kind: 'int', help: 'SADA: first step of the Lagrange region (multiple of --lagrange-int)' },
   { name: 'lagrange-int', kind: 'int', help: 'SADA: Lagrange node spacing' },
   { name: 'max-interval', kind: 'int', help: 'SADA: at most this many consecutive skips' },
-  { name: 'max-fix', kind: 'int', help: 'SADA: at most this many tokens marked unstable (SD only)' },
+  { name: 'max-fix', kind: 'int', help: 'SADA: at most this many tokens marked unstable (Flux: with --token-pruning; default 5120/9216 of the image tokens)' },
   { name: 'max-downsample', kind: 'int', help: 'SADA: prune tokens at levels with downsample <= this (0 = no token pruning) (SD only)' },
-  { name: 'sx', kind: 'int', help: 'SADA: anchor cell width (SD only)' },
-  { name: 'sy', kind: 'int', help: 'SADA: anchor cell height (SD only)' },
+  { name: 'sx', kind: 'int', help: 'SADA: anchor cell width (Flux: with --token-pruning)' },
+  { name: 'sy', kind: 'int', help: 'SADA: anchor cell height (Flux: with --token-pruning)' },
+  { name: 'token-pruning', kind: 'bool', help: 'Flux, extension: prune image tokens in the transformer blocks by SADA\'s token score (the official code never prunes Flux; off = parity)' },
   { name: 'control-image', kind: 'string', help: 'ControlNet: conditioning image (PNG), resized to the output size' },
   { name: 'controlnet-dir', kind: 'string', help: 'ControlNet: a ControlNetModel folder to attach to an SD-1.x/2.x pipeline' },
   { name: 'controlnet-scale', kind: 'number', help: 'ControlNet: conditioning scale (default 1.0)' },
@@ -164,6 +165,8 @@ export interface FluxCliSettings extends CommonSettings {
   readonly dir: string;
   readonly params: Required<Pick<FluxTxt2ImgParams, 'prompt' | 'height' | 'width' | 'steps' | 'guidanceScale' | 'seed' | 'maxSequenceLength'>>;
   readonly fluxWeights: FluxLoadMode;
+  /** The --token-pruning extension (lib/pipelines/flux.ts FluxTokenPruningOptions), null = parity. */
+  readonly tokenPruning: { readonly maxFix?: number; readonly seed: number } | null;
 }
 
 export type CliSettings = SdCliSettings | FluxCliSettings;
@@ -173,6 +176,8 @@ const PRESETS: Record<string, SadaConfig> = { sd2: SD2_SADA, sdxl: SDXL_SADA, fl
 const FLUX_PIPELINE_CLASS = 'FluxPipeline';
 /** FluxPipeline.default_sample_size: the default image is 128 · vae_scale_factor (1024 for FLUX.1). */
 const FLUX_DEFAULT_SAMPLE_SIZE = 128;
+/** Seed of the anchor-cell draws of --token-pruning (fixed, so that two runs prune the same tokens). */
+const TOKEN_PRUNING_SEED = 0;
 /** FluxPipeline.__call__ default guidance_scale. */
 const FLUX_DEFAULT_GUIDANCE = 3.5;
 
@@ -234,7 +239,7 @@ export function resolveSettings(flags: Parsed): CliSettings {
     return { ...common, ...settings };
   }
 
-  for (const f of ['max-sequence-length', 'flux-weights']) if (flags[f] !== undefined) problems.push(`--${f} is for FLUX.1 folders (model_index.json _class_name "${FLUX_PIPELINE_CLASS}")`);
+  for (const f of ['max-sequence-length', 'flux-weights', 'token-pruning']) if (flags[f] !== undefined) problems.push(`--${f} is for FLUX.1 folders (model_index.json _class_name "${FLUX_PIPELINE_CLASS}")`);
   const solver = str('solver') ?? 'dpmpp-2m'; // checked with the other settings by checkTxt2ImgParams
   let controlImage: RgbImage | undefined;
   if (str('control-image') !== undefined) {
@@ -284,11 +289,10 @@ const NOT_FOR_FLUX: Readonly<Record<string, string>> = {
   'controlnet-scale': 'there is no ControlNet for Flux here',
   'clip-skip': 'FluxPipeline uses only CLIP\'s pooled output (the final layer); clip skip does not apply',
   'unet-weights': 'Flux has no UNet; use --flux-weights resident|block-by-block',
-  'max-fix': 'token pruning is not part of SADA\'s Flux variant (flux_demo: max_fix 0, max_downsample 0)',
-  'max-downsample': 'token pruning is not part of SADA\'s Flux variant (flux_demo: max_fix 0, max_downsample 0)',
-  sx: 'token pruning is not part of SADA\'s Flux variant (flux_demo: max_fix 0, max_downsample 0)',
-  sy: 'token pruning is not part of SADA\'s Flux variant (flux_demo: max_fix 0, max_downsample 0)',
+  'max-downsample': 'Flux has no downsampling levels (its image tokens are one grid of 2x2-packed latents); token pruning on Flux is --token-pruning',
 };
+/** Token-pruning knobs: meaningful for Flux only with the --token-pruning extension (flux_demo: max_fix 0, no pruning). */
+const FLUX_PRUNING_KNOBS = ['max-fix', 'sx', 'sy'];
 
 function readJsonFile(file: string): Record<string, unknown> {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -320,6 +324,11 @@ function resolveFluxSettings(
   const str = (k: string) => flags[k] as string | undefined;
   const num = (k: string) => flags[k] as number | undefined;
   for (const [flag, why] of Object.entries(NOT_FOR_FLUX)) if (flags[flag] !== undefined) problems.push(`--${flag} does not apply to a ${FLUX_PIPELINE_CLASS} folder: ${why}`);
+  const pruning = flags['token-pruning'] === true;
+  if (!pruning) {
+    for (const f of FLUX_PRUNING_KNOBS)
+      if (flags[f] !== undefined) problems.push(`--${f} sets token pruning, which SADA's Flux variant does not do (flux_demo: max_fix 0); add --token-pruning for the extension`);
+  } else if (!withSada) problems.push('--token-pruning is driven by SADA\'s token score: it needs a SADA run (drop --no-sada)');
   const solver = str('solver');
   if (solver !== undefined && solver !== FLUX_SOLVER && solver !== 'euler')
     problems.push(`--solver ${solver} does not apply to a ${FLUX_PIPELINE_CLASS} folder: FLUX.1 is a flow-matching model sampled with FlowMatchEulerDiscreteScheduler; valid: ${FLUX_SOLVER} (euler is accepted as the same step)`);
@@ -361,7 +370,8 @@ function resolveFluxSettings(
     }
   }
   const params = { prompt: str('prompt') as string, height, width, steps, guidanceScale, seed: num('seed') ?? 0, maxSequenceLength };
-  return { family: 'flux', dir, params, sada, fluxWeights: fluxWeights as FluxLoadMode };
+  const tokenPruning = pruning ? { maxFix: num('max-fix'), seed: TOKEN_PRUNING_SEED } : null;
+  return { family: 'flux', dir, params, sada, fluxWeights: fluxWeights as FluxLoadMode, tokenPruning };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -434,14 +444,23 @@ function sdOutcome(r: Txt2ImgResult): RunOutcome {
   };
 }
 
-/** `transformerCalls` and `stepModes` are counted by the CLI (independently of the pipeline's own `nfe`). */
-function fluxOutcome(r: FluxTxt2ImgResult, transformerCalls: number, stepModes: string, totalMs: number, sada: SadaConfig | null): RunOutcome {
+/**
+ * `transformerCalls` and `calledMarks` (F called, - skipped, per step) are counted by the CLI, independently of the
+ * pipeline's own `nfe`; with --token-pruning a called step's mark becomes R (cache refresh) or P (pruned).
+ */
+function fluxOutcome(r: FluxTxt2ImgResult, transformerCalls: number, calledMarks: string, totalMs: number, sada: SadaConfig | null): RunOutcome {
   const timings = { encodePromptMs: r.timings.encodeMs, denoiseMs: r.timings.denoiseMs, decodeMs: r.timings.decodeMs, totalMs };
+  const marks = [...calledMarks];
+  for (const c of r.tokenCalls) if (marks[c.n] === 'F' && c.policy !== 'none') marks[c.n] = c.policy === 'prune' ? 'P' : 'R';
+  const stepModes = marks.join('');
+  const computed = r.tokenCalls.reduce((a, c) => a + c.computed, 0);
+  const total = r.tokenCalls.reduce((a, c) => a + c.total, 0);
+  const tokenPruning = r.tokenCalls.length ? { calls: r.tokenCalls, imageTokensComputed: computed, imageTokensTotal: total, computedFraction: computed / total } : undefined;
   return {
     image: r.image, nfe: r.nfe, denoiseMs: r.timings.denoiseMs, totalMs, stepModes,
     record: (label, png) => ({
       label, png, height: r.image.height, width: r.image.width, nfe: r.nfe, transformerCalls, skippedSteps: r.skippedSteps, skippingPath: r.skippingPath,
-      stepModes, timings, sada: sada ? resolveSadaConfig(sada) : null, sigmas: r.sigmas,
+      stepModes, timings, sada: sada ? resolveSadaConfig(sada) : null, tokenPruning, sigmas: r.sigmas,
     }),
   };
 }
@@ -497,14 +516,14 @@ function fluxRunner(s: FluxCliSettings): Runner {
   return {
     numSteps: s.params.steps,
     model: { dir: path.resolve(s.dir), className: FLUX_PIPELINE_CLASS, kind: 'flux', loadSeconds, transformer: loaded.transformer.config },
-    params: { ...s.params, solver: FLUX_SOLVER, warmup: s.warmup, fluxWeights: s.fluxWeights, schedulerConfig: loaded.scheduler },
-    legend: 'stepModes: F transformer called, - skipped (SADA; no transformer call)',
+    params: { ...s.params, solver: FLUX_SOLVER, warmup: s.warmup, fluxWeights: s.fluxWeights, tokenPruning: s.tokenPruning, schedulerConfig: loaded.scheduler },
+    legend: 'stepModes: F transformer called (all tokens), R cache refresh, P token-pruned (--token-pruning), - skipped (SADA; no transformer call)',
     warmup: async (steps) => void (await fluxTxt2Img(pipe, { ...s.params, steps, sada: null })),
     run: async (sada, bar) => {
       const c0 = calls;
       let last = calls;
       const tStart = Date.now();
-      const r = await fluxTxt2Img(pipe, { ...s.params, sada }, (_step, numSteps) => {
+      const r = await fluxTxt2Img(pipe, { ...s.params, sada, tokenPruning: sada ? s.tokenPruning : null }, (_step, numSteps) => {
         bar.update({ phase: 'denoise', mark: calls > last ? 'F' : '-', numSteps, nfe: calls - c0 });
         last = calls;
       });
