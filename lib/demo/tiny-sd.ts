@@ -1,0 +1,218 @@
+/**
+ * The shipped demo model (weights/tiny-sd, trained by scripts/train-tiny-sd.ts) as a class-conditional
+ * Stable-Diffusion-style pipeline:
+ *
+ *   class c --class_embedder (table row, TOKENS x D)--> encoder_hidden_states       (the "text encoder")
+ *   noise [1, 8, 8, 16] = torch.randn([1, 16, 8, 8], generator=seed) in NHWC        (as diffusers draws latents)
+ *   denoising loop with classifier-free guidance: psi = psi_u + g (psi_c - psi_u), u = the null class
+ *   latents -> image by the inverse space-to-depth (lib/demo/space-to-depth.ts)      (the "VAE decoder")
+ *
+ * Sampling modes, all from the same noise:
+ *   baseline    the solver of lib/solvers on the scheduler's sigmas (lib/pipelines/denoise.ts)
+ *   sada        SADA (lib/sada sadaSample): step skipping (momentum + Lagrange) and token pruning
+ *   skip-only   SADA without token pruning (maxDownsample 0)
+ *   prune-only  SADA's token pruning with step skipping disabled (sadaSample disableSkipping)
+ * The SADA loop mirrors lib/pipelines/denoise.ts `denoiseSada` (which has no prune-only mode).
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import * as tf from '@tensorflow/tfjs-core';
+import { SafetensorsFile } from '../io/safetensors';
+import { BlockCache, UNet2DConditionModel } from '../models/unet';
+import { DenoiseStepRecord, GuidedModel, denoiseLatents } from '../pipelines/denoise';
+import { SamplingPlan, planSampling } from '../pipelines/sampling';
+import { PruneStats, sadaTokenPruning } from '../pipelines/token-pruning';
+import { randnLatentsNHWC } from '../random/randn-tensor';
+import { TorchGenerator } from '../random/torch-generator';
+import { SD2_SADA, SadaConfig, resolveSadaConfig, scaleSadaConfig } from '../sada/config';
+import { seededCellDraws } from '../sada/prune';
+import { sadaSample } from '../sada/sampler';
+import { decodeSpaceToDepth } from './space-to-depth';
+
+export interface TinySd {
+  readonly dir: string;
+  readonly unet: UNet2DConditionModel;
+  /** [numClasses + 1, tokens·D]; the last row is the null class. */
+  readonly classTable: tf.Tensor2D;
+  readonly classNames: readonly string[];
+  readonly nullClass: number;
+  readonly tokens: number;
+  readonly dim: number;
+  readonly schedulerConfig: Readonly<Record<string, unknown>>;
+  /** model_index.json (training steps and time are recorded there). */
+  readonly modelIndex: Readonly<Record<string, unknown>>;
+}
+
+export const TINY_SD_DIR = 'weights/tiny-sd';
+/** Classifier-free guidance scale of the demo, the benchmark and the model card (chosen by scripts/evaluate-tiny-sd.ts). */
+export const TINY_SD_GUIDANCE = 3;
+
+/** True when `dir` holds an exported model (unet weights, class embedder and scheduler config). */
+export function tinySdAvailable(dir = TINY_SD_DIR): boolean {
+  return ['unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'class_embedder/model.safetensors', 'class_embedder/config.json', 'scheduler/scheduler_config.json']
+    .every((f) => fs.existsSync(path.join(dir, f)));
+}
+
+const readJson = (p: string): Record<string, unknown> => {
+  if (!fs.existsSync(p)) throw new Error(`${p} not found (export the model with: npx ts-node --transpile-only scripts/train-tiny-sd.ts --export-only)`);
+  return JSON.parse(fs.readFileSync(p, 'utf8')) as Record<string, unknown>;
+};
+
+/** Loads the model folder (the UNet exactly like a diffusers SD UNet). Caller disposes with disposeTinySd. */
+export function loadTinySd(dir = TINY_SD_DIR): TinySd {
+  const ce = readJson(path.join(dir, 'class_embedder', 'config.json'));
+  const schedulerConfig = readJson(path.join(dir, 'scheduler', 'scheduler_config.json'));
+  const modelIndex = fs.existsSync(path.join(dir, 'model_index.json')) ? readJson(path.join(dir, 'model_index.json')) : {};
+  const classNames = ce.class_names as string[];
+  const tokens = ce.tokens_per_class as number;
+  const dim = ce.embedding_dim as number;
+  const nullClass = ce.null_class as number;
+  if (!Array.isArray(classNames) || !Number.isInteger(tokens) || !Number.isInteger(dim) || nullClass !== classNames.length)
+    throw new Error(`${dir}/class_embedder/config.json: expected class_names, tokens_per_class, embedding_dim and null_class = number of classes, found ${JSON.stringify(ce)}`);
+  const f = SafetensorsFile.open(path.join(dir, 'class_embedder', 'model.safetensors'));
+  let table: tf.Tensor2D;
+  try {
+    const shape = f.info('embedding.weight').shape;
+    if (shape.join() !== [nullClass + 1, tokens * dim].join()) throw new Error(`${dir}/class_embedder/model.safetensors: embedding.weight has shape [${shape}], expected [${nullClass + 1}, ${tokens * dim}]`);
+    table = f.tensor('embedding.weight') as tf.Tensor2D;
+  } finally {
+    f.close();
+  }
+  const unet = UNet2DConditionModel.load(path.join(dir, 'unet'));
+  if (unet.config.crossAttentionDim[0] !== dim) {
+    unet.dispose();
+    table.dispose();
+    throw new Error(`${dir}: the UNet's cross_attention_dim ${unet.config.crossAttentionDim[0]} differs from the class embedding dim ${dim}`);
+  }
+  return { dir, unet, classTable: table, classNames, nullClass, tokens, dim, schedulerConfig, modelIndex };
+}
+
+export function disposeTinySd(m: TinySd): void {
+  m.unet.dispose();
+  m.classTable.dispose();
+}
+
+/** encoder_hidden_states [n, tokens, D] of class ids (a row gather done on the host-free path: slice + concat). */
+export function classEmbeddings(m: TinySd, classes: readonly number[]): tf.Tensor3D {
+  for (const c of classes)
+    if (!Number.isInteger(c) || c < 0 || c > m.nullClass) throw new Error(`class id must be an integer in 0..${m.nullClass} (${m.nullClass} = unconditional), found ${c}`);
+  return tf.tidy(() => tf.reshape(tf.concat(classes.map((c) => tf.slice(m.classTable, [c, 0], [1, m.tokens * m.dim])), 0), [classes.length, m.tokens, m.dim]));
+}
+
+export type SampleMode = 'baseline' | 'sada' | 'skip-only' | 'prune-only';
+export const SAMPLE_MODES: readonly SampleMode[] = ['baseline', 'sada', 'skip-only', 'prune-only'];
+
+/**
+ * SADA hyper-parameters for this model: sd_demo.py's (SD2_SADA), with maxFix scaled to the token count
+ * (5120 of the 96x96 = 9216 tokens of SD-2.1 at 768 px, i.e. 36 of our 64), fractions of the trajectory for
+ * step counts other than 50 (scaleSadaConfig).
+ */
+export function tinySdSadaConfig(steps: number, mode: SampleMode = 'sada'): SadaConfig {
+  const base: SadaConfig = { ...SD2_SADA, maxFix: Math.round((64 * 5120) / 9216) };
+  const cfg = steps === 50 ? base : scaleSadaConfig(base, steps);
+  return mode === 'skip-only' ? { ...cfg, maxDownsample: 0 } : cfg;
+}
+
+export interface GenerateOptions {
+  readonly classId: number;
+  readonly seed: number;
+  /** 'dpmpp-2m' | 'euler' (lib/pipelines/sampling SOLVER_NAMES). */
+  readonly solver: string;
+  readonly steps: number;
+  readonly guidanceScale: number;
+  readonly mode: SampleMode;
+  /** Override of the SADA config (default tinySdSadaConfig(steps, mode)). */
+  readonly sada?: SadaConfig;
+}
+
+export interface GenerateResult {
+  /** 28x28 grey image in [0, 1], row-major. */
+  readonly image: Float32Array;
+  /** UNet evaluations (each on the CFG batch of 2). */
+  readonly nfe: number;
+  readonly wallMs: number;
+  readonly skippedSteps: number[];
+  readonly steps: DenoiseStepRecord[];
+}
+
+/** One image of class `classId` from `seed`. Every tensor it creates is disposed. */
+export async function generate(m: TinySd, o: GenerateOptions): Promise<GenerateResult> {
+  const plan = planSampling(o.solver, o.steps, m.schedulerConfig);
+  const t0 = Date.now();
+  const noise = randnLatentsNHWC(new TorchGenerator(o.seed), [1, m.unet.config.inChannels, 8, 8]);
+  const context = classEmbeddings(m, o.guidanceScale > 1 ? [m.nullClass, o.classId] : [o.classId]);
+  const g = o.guidanceScale;
+  const model: GuidedModel = (xIn, t, pruning) => tf.tidy(() => {
+    const doCfg = g > 1;
+    const x = doCfg ? (tf.concat([xIn, xIn], 0) as tf.Tensor4D) : xIn;
+    const raw = m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, pruning });
+    if (!doCfg) return raw;
+    const [u, c] = tf.split(raw, 2, 0);
+    return tf.add(u, tf.mul(tf.sub(c, u), g)) as tf.Tensor4D; // psi_u + g (psi_c - psi_u)
+  });
+  try {
+    let latents: tf.Tensor4D;
+    let nfe: number;
+    let skipped: number[];
+    let steps: DenoiseStepRecord[];
+    if (o.mode === 'baseline') {
+      const r = await denoiseLatents(model, noise, { plan, sada: null, anchorSeed: o.seed });
+      ({ latents, nfe, steps } = r);
+      skipped = [];
+    } else {
+      const r = await sadaLoop(model, noise, plan, o.sada ?? tinySdSadaConfig(o.steps, o.mode), o.mode === 'prune-only', o.seed);
+      ({ latents, nfe, steps } = r);
+      skipped = r.skippedSteps;
+    }
+    const img = tf.tidy(() => decodeSpaceToDepth(latents));
+    const image = img.dataSync() as Float32Array;
+    img.dispose();
+    latents.dispose();
+    return { image, nfe, wallMs: Date.now() - t0, skippedSteps: skipped, steps };
+  } finally {
+    noise.dispose();
+    context.dispose();
+  }
+}
+
+/** denoiseSada of lib/pipelines/denoise.ts, plus `disableSkipping` for the prune-only ablation. */
+async function sadaLoop(model: GuidedModel, noise: tf.Tensor4D, plan: SamplingPlan, config: SadaConfig, disableSkipping: boolean, anchorSeed: number): Promise<{ latents: tf.Tensor4D; nfe: number; skippedSteps: number[]; steps: DenoiseStepRecord[] }> {
+  const variant = plan.sadaVariant;
+  if (!variant || variant.kind === 'kdiffusion') throw new Error(`SADA cannot run with solver ${plan.solver}: ${plan.sadaUnavailable ?? 'only the diffusers-parity variants are used here'}`);
+  const cfg = resolveSadaConfig(config);
+  const [, h, w] = noise.shape;
+  const cache = new BlockCache();
+  const draw = seededCellDraws(anchorSeed);
+  const pending: { stats: PruneStats | null } = { stats: null };
+  const steps: DenoiseStepRecord[] = [];
+  const t0 = Date.now();
+  const x = tf.tidy(() => tf.mul(noise, plan.sadaInitScale));
+  try {
+    const res = await sadaSample(variant, (xIn, ctx) => {
+      const stats: PruneStats = { computed: 0, total: 0 };
+      const pruning = sadaTokenPruning(ctx, cfg, h, w, cache, draw, stats);
+      if (ctx.tokenPolicy === 'pruned' && pending.stats === null) pending.stats = stats;
+      return model(xIn as tf.Tensor4D, ctx.t, pruning);
+    }, x, {
+      config: cfg, channelAxis: -1, disableSkipping,
+      onStep: (r) => {
+        const s = pending.stats;
+        steps.push({
+          n: r.n, t: r.t, sigma: r.sigma, modelCalled: r.denoiserCalled, evaluations: r.denoiserCalled ? 1 : 0, tokenPolicy: r.tokenPolicy,
+          computedTokenFraction: s && s.total > 0 ? s.computed / s.total : null, momentumMean: r.momentumMean, skipNext: r.skipNext, skipKind: r.skipKind,
+          elapsedMs: Date.now() - t0,
+        });
+        pending.stats = null;
+      },
+    });
+    return { latents: res.x as tf.Tensor4D, nfe: res.nfe as number, skippedSteps: res.skippedSteps as number[], steps };
+  } finally {
+    x.dispose();
+    cache.dispose();
+  }
+}
+
+/** A float image for lib/metrics/image-quality. */
+export function asFloatImage(image: Float32Array): { height: number; width: number; channels: number; data: Float32Array } {
+  return { height: 28, width: 28, channels: 1, data: image };
+}
