@@ -102,7 +102,7 @@ describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () =>
     const r = await cli(['--model-dir', flux, '--prompt', 'x', ...SMALL, '--token-pruning', '--sx', '2', '--sy', '2', '--quiet', '--out', out]);
     expect(r.code).toBe(0);
     const rec = JSON.parse(fs.readFileSync(out.replace(/\.png$/, '.json'), 'utf8'));
-    expect(rec.params.tokenPruning).toEqual({ seed: 0 });
+    expect(rec.params.tokenPruning).toEqual({ seed: 0, schedule: 'sada-steps' });
     const [s] = rec.runs;
     const S = (16 / 4) * (16 / 4); // image tokens: (H / vae 2 / patch 2) x (W / 2 / 2)
     expect(s.tokenPruning.calls).toHaveLength(s.transformerCalls);
@@ -111,6 +111,16 @@ describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () =>
     const want = { none: 'F', refresh: 'R', prune: 'P' } as Record<string, string>;
     for (const c of s.tokenPruning.calls) expect([c.n, s.stepModes[c.n]]).toEqual([c.n, want[c.policy]]);
     expect((s.stepModes.match(/-/g) ?? []).length).toBe(s.skippedSteps.length);
+    // 'calls' schedule: inside the acceleration range every max_interval-th call refreshes, the others prune
+    const outCalls = path.join(root, 'prune', 'calls.png');
+    expect((await cli(['--model-dir', flux, '--prompt', 'x', ...SMALL, '--token-pruning', '--token-pruning-schedule', 'calls', '--quiet', '--out', outCalls])).code).toBe(0);
+    const c = JSON.parse(fs.readFileSync(outCalls.replace(/\.png$/, '.json'), 'utf8'));
+    expect(c.params.tokenPruning.schedule).toBe('calls');
+    const inRange = c.runs[0].tokenPruning.calls.filter((k: { policy: string }) => k.policy !== 'none');
+    expect(inRange.length).toBeGreaterThan(1);
+    inRange.forEach((k: { policy: string }, i: number) => expect([i, k.policy]).toEqual([i, i % c.sadaConfig.maxInterval === 0 ? 'refresh' : 'prune']));
+    expect(c.runs[0].stepModes).toMatch(/P/);
+    expect(c.runs[0].tokenPruning.imageTokensComputed).toBeLessThan(c.runs[0].tokenPruning.imageTokensTotal);
   });
 
   it('options with no Flux meaning fail with exit code 2 and say why, before any work', async () => {

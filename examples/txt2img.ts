@@ -72,6 +72,7 @@ const FLAGS: readonly Flag[] = [
   { name: 'sx', kind: 'int', help: 'SADA: anchor cell width (Flux: with --token-pruning)' },
   { name: 'sy', kind: 'int', help: 'SADA: anchor cell height (Flux: with --token-pruning)' },
   { name: 'token-pruning', kind: 'bool', help: 'Flux, extension: prune image tokens in the transformer blocks by SADA\'s token score (the official code never prunes Flux; off = parity)' },
+  { name: 'token-pruning-schedule', kind: 'string', help: 'Flux --token-pruning: sada-steps (default; refresh every max-interval steps, spec §4.2) | calls (refresh every max-interval-th transformer call, so the Lagrange region prunes too)' },
   { name: 'control-image', kind: 'string', help: 'ControlNet: conditioning image (PNG), resized to the output size' },
   { name: 'controlnet-dir', kind: 'string', help: 'ControlNet: a ControlNetModel folder to attach to an SD-1.x/2.x pipeline' },
   { name: 'controlnet-scale', kind: 'number', help: 'ControlNet: conditioning scale (default 1.0)' },
@@ -166,10 +167,13 @@ export interface FluxCliSettings extends CommonSettings {
   readonly params: Required<Pick<FluxTxt2ImgParams, 'prompt' | 'height' | 'width' | 'steps' | 'guidanceScale' | 'seed' | 'maxSequenceLength'>>;
   readonly fluxWeights: FluxLoadMode;
   /** The --token-pruning extension (lib/pipelines/flux.ts FluxTokenPruningOptions), null = parity. */
-  readonly tokenPruning: { readonly maxFix?: number; readonly seed: number } | null;
+  readonly tokenPruning: { readonly maxFix?: number; readonly seed: number; readonly schedule: TokenPruningSchedule } | null;
 }
 
 export type CliSettings = SdCliSettings | FluxCliSettings;
+
+const TOKEN_PRUNING_SCHEDULES = ['sada-steps', 'calls'] as const;
+type TokenPruningSchedule = (typeof TOKEN_PRUNING_SCHEDULES)[number];
 
 const PRESETS: Record<string, SadaConfig> = { sd2: SD2_SADA, sdxl: SDXL_SADA, flux: FLUX_SADA, defaults: SADA_DEFAULTS };
 
@@ -239,7 +243,7 @@ export function resolveSettings(flags: Parsed): CliSettings {
     return { ...common, ...settings };
   }
 
-  for (const f of ['max-sequence-length', 'flux-weights', 'token-pruning']) if (flags[f] !== undefined) problems.push(`--${f} is for FLUX.1 folders (model_index.json _class_name "${FLUX_PIPELINE_CLASS}")`);
+  for (const f of ['max-sequence-length', 'flux-weights', 'token-pruning', 'token-pruning-schedule']) if (flags[f] !== undefined) problems.push(`--${f} is for FLUX.1 folders (model_index.json _class_name "${FLUX_PIPELINE_CLASS}")`);
   const solver = str('solver') ?? 'dpmpp-2m'; // checked with the other settings by checkTxt2ImgParams
   let controlImage: RgbImage | undefined;
   if (str('control-image') !== undefined) {
@@ -292,7 +296,7 @@ const NOT_FOR_FLUX: Readonly<Record<string, string>> = {
   'max-downsample': 'Flux has no downsampling levels (its image tokens are one grid of 2x2-packed latents); token pruning on Flux is --token-pruning',
 };
 /** Token-pruning knobs: meaningful for Flux only with the --token-pruning extension (flux_demo: max_fix 0, no pruning). */
-const FLUX_PRUNING_KNOBS = ['max-fix', 'sx', 'sy'];
+const FLUX_PRUNING_KNOBS = ['max-fix', 'sx', 'sy', 'token-pruning-schedule'];
 
 function readJsonFile(file: string): Record<string, unknown> {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
@@ -329,6 +333,8 @@ function resolveFluxSettings(
     for (const f of FLUX_PRUNING_KNOBS)
       if (flags[f] !== undefined) problems.push(`--${f} sets token pruning, which SADA's Flux variant does not do (flux_demo: max_fix 0); add --token-pruning for the extension`);
   } else if (!withSada) problems.push('--token-pruning is driven by SADA\'s token score: it needs a SADA run (drop --no-sada)');
+  const schedule = str('token-pruning-schedule') ?? 'sada-steps';
+  if (!(TOKEN_PRUNING_SCHEDULES as readonly string[]).includes(schedule)) problems.push(`--token-pruning-schedule must be one of ${TOKEN_PRUNING_SCHEDULES.join(', ')}, got '${schedule}'`);
   const solver = str('solver');
   if (solver !== undefined && solver !== FLUX_SOLVER && solver !== 'euler')
     problems.push(`--solver ${solver} does not apply to a ${FLUX_PIPELINE_CLASS} folder: FLUX.1 is a flow-matching model sampled with FlowMatchEulerDiscreteScheduler; valid: ${FLUX_SOLVER} (euler is accepted as the same step)`);
@@ -370,7 +376,7 @@ function resolveFluxSettings(
     }
   }
   const params = { prompt: str('prompt') as string, height, width, steps, guidanceScale, seed: num('seed') ?? 0, maxSequenceLength };
-  const tokenPruning = pruning ? { maxFix: num('max-fix'), seed: TOKEN_PRUNING_SEED } : null;
+  const tokenPruning = pruning ? { maxFix: num('max-fix'), seed: TOKEN_PRUNING_SEED, schedule: schedule as TokenPruningSchedule } : null;
   return { family: 'flux', dir, params, sada, fluxWeights: fluxWeights as FluxLoadMode, tokenPruning };
 }
 
