@@ -92,7 +92,9 @@ function doExport(trainer: TinySdTrainer, args: Args): void {
   const t0 = Date.now();
   const map = unetParamMap(trainer.config.unet);
   exportDiffusersFolder(args.out, trainer.config.unet, trainer.weights('ema'), map, {
-    trained_steps: trainer.step, train_seconds: Math.round(trainer.trainSeconds), ema_decay: trainer.config.emaDecay, batch: trainer.config.batch,
+    trained_steps: trainer.step, train_seconds: Math.round(trainer.trainSeconds), epochs: +(trainer.step * trainer.config.batch / 60000).toFixed(2),
+    batch: trainer.config.batch, lr: trainer.config.lr, warmup_steps: trainer.config.warmupSteps, weight_decay: trainer.config.weightDecay,
+    clip_grad_norm: trainer.config.clipGradNorm, ema_decay: trainer.config.emaDecay, label_dropout: trainer.config.labelDropout, seed: trainer.config.seed,
     dataset: 'Fashion-MNIST train (60k)',
   }, FASHION_MNIST_CLASSES);
   console.log(`exported the EMA weights at step ${trainer.step} to ${args.out} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);

@@ -216,3 +216,37 @@ async function sadaLoop(model: GuidedModel, noise: tf.Tensor4D, plan: SamplingPl
 export function asFloatImage(image: Float32Array): { height: number; width: number; channels: number; data: Float32Array } {
   return { height: 28, width: 28, channels: 1, data: image };
 }
+
+/**
+ * Baseline sampling of many images at once (evaluation): image i uses torch.randn from seed i as `generate` does,
+ * the whole batch goes through the solver together (the solvers are elementwise per sample), CFG batch 2n.
+ * Returns n·784 grey values in [0, 1].
+ */
+export async function generateBatch(m: TinySd, o: { classIds: readonly number[]; seeds: readonly number[]; solver: string; steps: number; guidanceScale: number }): Promise<Float32Array> {
+  const n = o.classIds.length;
+  if (o.seeds.length !== n) throw new Error(`generateBatch: ${n} class ids but ${o.seeds.length} seeds`);
+  const plan = planSampling(o.solver, o.steps, m.schedulerConfig);
+  const C = m.unet.config.inChannels;
+  const noise = tf.tidy(() => tf.concat(o.seeds.map((s) => randnLatentsNHWC(new TorchGenerator(s), [1, C, 8, 8])), 0) as tf.Tensor4D);
+  const doCfg = o.guidanceScale > 1;
+  const context = classEmbeddings(m, doCfg ? [...o.classIds.map(() => m.nullClass), ...o.classIds] : o.classIds);
+  const g = o.guidanceScale;
+  const model: GuidedModel = (xIn, t) => tf.tidy(() => {
+    const x = doCfg ? (tf.concat([xIn, xIn], 0) as tf.Tensor4D) : xIn;
+    const raw = m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context });
+    if (!doCfg) return raw;
+    const [u, c] = tf.split(raw, 2, 0);
+    return tf.add(u, tf.mul(tf.sub(c, u), g)) as tf.Tensor4D;
+  });
+  try {
+    const r = await denoiseLatents(model, noise, { plan, sada: null, anchorSeed: 0 });
+    const img = tf.tidy(() => decodeSpaceToDepth(r.latents));
+    r.latents.dispose();
+    const out = img.dataSync() as Float32Array;
+    img.dispose();
+    return out;
+  } finally {
+    noise.dispose();
+    context.dispose();
+  }
+}
