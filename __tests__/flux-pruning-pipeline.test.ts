@@ -124,6 +124,20 @@ describe('Flux token pruning in the pipeline', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
 
+    it("schedule 'calls': inside the acceleration range every maxInterval-th transformer call refreshes, the others prune", async () => {
+      const before = tf.memory().numTensors;
+      const cfg = resolveSadaConfig(FLUX_SADA);
+      const r = await fluxTxt2Img(pipe, { ...params, tokenPruning: { maxFix: 16, schedule: 'calls' } });
+      const inRange = r.tokenCalls.filter((c) => c.n >= cfg.accStart && c.n < cfg.accEnd);
+      expect(inRange.length).toBeGreaterThan(cfg.maxInterval);
+      inRange.forEach((c, k) => expect(c.policy).toBe(k % cfg.maxInterval === 0 ? 'refresh' : 'prune'));
+      expect(r.tokenCalls.filter((c) => c.n < cfg.accStart || c.n >= cfg.accEnd).every((c) => c.policy === 'none')).toBe(true);
+      // Lagrange region [lagrangeStep, accEnd): computed steps follow skips, so 'sada-steps' never prunes there; 'calls' does.
+      expect(r.tokenCalls.some((c) => c.policy === 'prune' && c.n >= cfg.lagrangeStep)).toBe(true);
+      await expect(fluxTxt2Img(pipe, { ...params, tokenPruning: { schedule: 'steps' as never } })).rejects.toThrow(/'sada-steps' or 'calls'/);
+      expect(tf.memory().numTensors).toBe(before);
+    });
+
     it('needs SADA (the token score drives it)', async () => {
       await expect(fluxTxt2Img(pipe, { ...params, sada: null, tokenPruning: {} })).rejects.toThrow(/needs `sada`/);
     });
