@@ -40,7 +40,7 @@ export function linePanel(opts: {
   x: number; y: number; w: number; h: number; title: string; xLabel: string; yRange: [number, number]; xRange: [number, number];
   series: { points: [number, number][]; color: string; label?: string }[]; markers?: { x: number; color: string }[]; yTicks?: number[];
 }): string {
-  const m = { l: 52, r: 10, t: 22, b: 28 };
+  const m = { l: 64, r: 10, t: 22, b: 28 };
   const pw = opts.w - m.l - m.r;
   const ph = opts.h - m.t - m.b;
   const sx = (v: number) => opts.x + m.l + ((v - opts.xRange[0]) / Math.max(1e-12, opts.xRange[1] - opts.xRange[0])) * pw;
@@ -50,7 +50,7 @@ export function linePanel(opts: {
   parts.push(`<rect x="${opts.x + m.l}" y="${opts.y + m.t}" width="${pw}" height="${ph}" fill="none" stroke="#888"/>`);
   for (const t of opts.yTicks ?? [opts.yRange[0], (opts.yRange[0] + opts.yRange[1]) / 2, opts.yRange[1]]) {
     parts.push(`<line x1="${opts.x + m.l}" x2="${opts.x + m.l + pw}" y1="${sy(t)}" y2="${sy(t)}" stroke="#ddd"/>`);
-    parts.push(`<text x="${opts.x + m.l - 4}" y="${sy(t) + 4}" font-size="10" text-anchor="end">${Number(t.toPrecision(3))}</text>`);
+    parts.push(`<text x="${opts.x + m.l - 4}" y="${sy(t) + 4}" font-size="10" text-anchor="end">${Math.abs(t) > 0 && Math.abs(t) < 0.01 ? t.toExponential(1) : Number(t.toPrecision(3))}</text>`);
   }
   parts.push(`<text x="${opts.x + m.l + pw / 2}" y="${opts.y + opts.h - 4}" font-size="11" text-anchor="middle">${escapeXml(opts.xLabel)}</text>`);
   for (const mk of opts.markers ?? []) parts.push(`<line x1="${sx(mk.x)}" x2="${sx(mk.x)}" y1="${opts.y + m.t}" y2="${opts.y + m.t + ph}" stroke="${mk.color}" stroke-opacity="0.35"/>`);
