@@ -8,9 +8,11 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { FluxForwardArgs } from '../lib/models/flux';
+import { FluxForwardArgs, FluxTransformer2DModel, TINY_FLUX_TRANSFORMER, latentImageIds } from '../lib/models/flux';
+import { FlowMatchSchedule } from '../lib/schedules';
+import { VarBuilder } from '../lib/weights';
 import { FLUX_SADA, resolveSadaConfig, tokenPolicy } from '../lib/sada';
-import { FluxPipeline, fluxTokenGrid, fluxTxt2Img, loadFluxPipeline } from '../lib/pipelines/flux';
+import { FluxPipeline, fluxTokenGrid, fluxTxt2Img, loadFluxPipeline, sadaDenoiseFlux } from '../lib/pipelines/flux';
 import { writeTinyFluxPipeline } from '../lib/pipelines/flux-tiny';
 import { useBackend } from './helpers/backend';
 import { describeReference } from './helpers/reference';
@@ -33,6 +35,26 @@ describe('Flux token pruning in the pipeline', () => {
   it('reads the packed token grid from img_ids and rejects ids that are not latentImageIds', () => {
     expect(fluxTokenGrid(Float32Array.from([0, 0, 0, 0, 0, 1, 0, 0, 2, 0, 1, 0, 0, 1, 1, 0, 1, 2]), 6)).toEqual({ h: 2, w: 3 });
     expect(() => fluxTokenGrid(Float32Array.from([0, 0, 1, 0, 0, 0]), 2)).toThrow(/row-major/);
+  });
+
+  it('rejects batch > 1 (one token score per generation, spec §4.4) before any transformer call', async () => {
+    const cfg = { ...TINY_FLUX_TRANSFORMER };
+    const model = FluxTransformer2DModel.fromVarBuilder(VarBuilder.synthetic({ seed: 1 }), cfg);
+    const S = 4;
+    const t = [tf.zeros([2, S, cfg.inChannels]), tf.zeros([2, 3, cfg.jointAttentionDim]), tf.zeros([2, cfg.pooledProjectionDim])];
+    const before = tf.memory().numTensors;
+    const args = {
+      latents: t[0] as tf.Tensor3D, embeds: { promptEmbeds: t[1] as tf.Tensor3D, pooledPromptEmbeds: t[2] as tf.Tensor2D },
+      imgIds: latentImageIds(2, 2), schedule: { sigmas: [1, 0.5, 0], timesteps: [1000, 500] } as unknown as FlowMatchSchedule, guidanceScale: 3.5,
+    };
+    let calls = 0;
+    const forward = model.forward.bind(model);
+    model.forward = (a) => (calls++, forward(a));
+    await expect(sadaDenoiseFlux(model, args, FLUX_SADA, undefined, {})).rejects.toThrow(/batch must be 1 .*found 2/);
+    expect(calls).toBe(0);
+    expect(tf.memory().numTensors).toBe(before);
+    tf.dispose(t);
+    model.dispose();
   });
 
   describeReference('tiny FLUX.1 folder (tokenizers from the reference vectors)', ['t5-tokenizer'], () => {
