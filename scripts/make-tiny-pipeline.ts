@@ -36,7 +36,7 @@ import { AutoencoderKL, parseVaeConfig } from '../lib/models/vae';
 import { selectBackend } from '../lib/backend';
 import { writeSafetensors } from '../lib/io/safetensors';
 import { VarBuilder } from '../lib/weights';
-import { requestedKeys } from '../lib/convert/expected-keys';
+import { tinyRandomWeights } from '../lib/pipelines/tiny-weights';
 import { referenceRoot } from '../lib/reference/locate';
 import { writeTinyFluxPipeline } from '../lib/pipelines/flux-tiny';
 import { makeTinyMusicLdm } from '../lib/pipelines/tiny-musicldm';
@@ -50,42 +50,11 @@ export type TinyPipelineKind = (typeof TINY_PIPELINE_KINDS)[number];
 // ---------------------------------------------------------------------------------------------------------------
 // weights
 
-/** mulberry32: a small seeded PRNG (uniform in [0, 1)). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const EMBEDDING_STD = 0.02;
-const BIAS_BOUND = 0.02;
-
-/** Random values for one key (see the header for the rules). */
-function initValues(key: string, shape: readonly number[], rand: () => number): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  const uniform = (bound: number) => {
-    for (let i = 0; i < n; i++) out[i] = (2 * rand() - 1) * bound;
-  };
-  if (key.endsWith('.weight') && shape.length === 1) out.fill(1); // GroupNorm / LayerNorm scale
-  else if (key.endsWith('.bias')) uniform(BIAS_BOUND);
-  else if (/embedding/.test(key) && shape.length === 2 && !/linear|proj/.test(key)) uniform(EMBEDDING_STD * Math.sqrt(3));
-  else uniform(1 / Math.sqrt(Math.max(1, shape.slice(1).reduce((a, b) => a * b, 1))));
-  return out;
-}
-
 /** Writes `<dir>/<file>` with random weights for every key `build` requests; returns the key count. */
 function writeRandomWeights(dir: string, file: string, build: (vb: VarBuilder) => unknown, seed: number): number {
-  const keys = requestedKeys(build);
-  const rand = mulberry32(seed);
-  const tensors = new Map(keys.map(({ key, shape }) => [key, { shape, data: initValues(key, shape, rand) }]));
+  const tensors = tinyRandomWeights(build, seed);
   writeSafetensors(path.join(dir, file), tensors, { format: 'pt' });
-  return keys.length;
+  return tensors.size;
 }
 
 function writeJson(file: string, obj: unknown): void {

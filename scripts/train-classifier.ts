@@ -14,6 +14,7 @@ import { describeBackend, selectBackend } from '../lib/backend';
 import { FASHION_MNIST_DEFAULT_DIR, loadFashionMnist } from '../lib/data/fashion-mnist';
 import { ClassifierParams, CLASSIFIER_SHAPES, classifierForward, mnistBatch } from '../lib/metrics/fashion-classifier';
 import { writeSafetensors } from '../lib/io/safetensors';
+import { mulberry32 } from '../lib/random/mulberry32';
 
 interface Args { data: string; epochs: number; batch: number; lr: number; seed: number; out: string }
 
@@ -31,18 +32,6 @@ function parseArgs(argv: string[]): Args {
     } else throw new Error(`unknown option ${argv[i]}; valid: --data --epochs --batch --lr --seed --out`);
   }
   return a;
-}
-
-/** Mulberry32: a small seeded PRNG for the data order (deterministic by seed). */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function permutation(n: number, rand: () => number): Int32Array {

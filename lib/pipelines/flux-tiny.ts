@@ -18,38 +18,15 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { writeSafetensors } from '../io/safetensors';
-import { requestedKeys } from '../convert/expected-keys';
 import { ClipTextModel, parseClipTextConfig } from '../models/clip';
 import { FluxTransformer2DModel, parseFluxConfig } from '../models/flux';
 import { T5EncoderModel, parseT5Config } from '../models/t5';
 import { AutoencoderKL, parseVaeConfig } from '../models/vae';
 import { referenceRoot } from '../reference/locate';
+import { tinyRandomWeights } from './tiny-weights';
 import { VarBuilder } from '../weights';
 
 type Json = Record<string, unknown>;
-
-/** mulberry32 (uniform in [0, 1)). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function values(key: string, shape: readonly number[], rand: () => number): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  const uniform = (bound: number) => out.forEach((_, i) => (out[i] = (2 * rand() - 1) * bound));
-  if (key.endsWith('.weight') && shape.length === 1) out.fill(1);
-  else if (key.endsWith('.bias')) uniform(0.02);
-  else if (/embed_tokens|shared|embeddings\./.test(key) && shape.length === 2) uniform(0.02 * Math.sqrt(3));
-  else uniform(1 / Math.sqrt(Math.max(1, shape.slice(1).reduce((a, b) => a * b, 1))));
-  return out;
-}
 
 function writeJson(file: string, obj: unknown): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -59,8 +36,7 @@ function writeJson(file: string, obj: unknown): void {
 /** config.json + random weights for every key `build` requests. */
 function writeComponent(dir: string, config: Json, weightsFile: string, build: (vb: VarBuilder) => unknown, seed: number): void {
   writeJson(path.join(dir, 'config.json'), config);
-  const rand = rng(seed);
-  const tensors = new Map(requestedKeys(build).map(({ key, shape }) => [key, { shape, data: values(key, shape, rand) }]));
+  const tensors = tinyRandomWeights(build, seed);
   writeSafetensors(path.join(dir, weightsFile), tensors, { format: 'pt' });
 }
 

@@ -28,13 +28,13 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { requestedKeys } from '../convert/expected-keys';
 import { writeSafetensors } from '../io/safetensors';
 import { ClapTextModelWithProjection, parseClapTextConfig } from '../models/clap';
 import { UNet2DConditionModel, parseUNetConfig } from '../models/unet';
 import { AutoencoderKL, parseVaeConfig } from '../models/vae';
 import { SpeechT5HifiGan, parseHifiGanConfig } from '../models/vocoder';
 import { referenceRoot } from '../reference/locate';
+import { tinyRandomWeights } from './tiny-weights';
 
 type Json = Record<string, unknown>;
 
@@ -52,35 +52,6 @@ const CLAP_LOGIT_SCALE = Math.log(1 / 0.07);
 // ---------------------------------------------------------------------------------------------------------------
 // random weights
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const BIAS_BOUND = 0.02;
-const EMBEDDING_STD = 0.02;
-
-function initValues(key: string, shape: readonly number[], rand: () => number): Float32Array {
-  const n = shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(n);
-  const uniform = (bound: number) => {
-    for (let i = 0; i < n; i++) out[i] = (2 * rand() - 1) * bound;
-  };
-  if (key === 'mean') out.fill(0); // vocoder normalisation buffers (unused: normalize_before false)
-  else if (key === 'scale' || (key.endsWith('.weight') && shape.length === 1)) out.fill(1);
-  else if (key.endsWith('.bias')) uniform(BIAS_BOUND);
-  else if (/embeddings?\./.test(key) && shape.length === 2 && !/linear|proj/.test(key)) uniform(EMBEDDING_STD * Math.sqrt(3));
-  else uniform(1 / Math.sqrt(Math.max(1, shape.slice(1).reduce((a, b) => a * b, 1))));
-  return out;
-}
-
 /**
  * The vocoder's weights are drawn with std g/√fan_in (g = 0.6 in resblocks, 1 elsewhere; as the hifigan-vocoder
  * reference case) instead of torch's default bound, so that the random waveform is audible, not a near-constant.
@@ -91,16 +62,10 @@ function vocoderGain(key: string, shape: readonly number[]): number {
 }
 
 function writeRandomWeights(
-  file: string, build: Parameters<typeof requestedKeys>[0], seed: number, extra: Record<string, Float32Array> = {},
+  file: string, build: Parameters<typeof tinyRandomWeights>[0], seed: number, extra: Record<string, Float32Array> = {},
   gain: (key: string, shape: readonly number[]) => number = () => 1,
 ): void {
-  const rand = mulberry32(seed);
-  const tensors = new Map(requestedKeys(build).map(({ key, shape }) => {
-    const data = initValues(key, shape, rand);
-    const k = gain(key, shape);
-    if (k !== 1) for (let i = 0; i < data.length; i++) data[i] *= k;
-    return [key, { shape, data }];
-  }));
+  const tensors = tinyRandomWeights(build, seed, gain);
   for (const [k, v] of Object.entries(extra)) tensors.set(k, { shape: v.length === 1 ? [] : [v.length], data: v });
   writeSafetensors(file, tensors, { format: 'pt' });
 }

@@ -9,6 +9,7 @@
  */
 import { ResolvedSadaConfig } from './config';
 import { TokenScoreMap, downsampleTokenScore } from './token-score';
+import { mulberry32 } from '../random/mulberry32';
 
 /** What a pruned-level transformer block does at one denoiser call. */
 export type TokenPolicy = 'none' | 'push_all' | 'pruned';
@@ -50,17 +51,10 @@ export function pruneLevel(latentH: number, latentW: number, numTokens: number, 
 /** Uniform integer draws in [0, bound); the official code uses a torch generator (spec §7 #17), we inject. */
 export type CellDrawSource = (bound: number) => number;
 
-/** mulberry32: a small seeded PRNG for anchor cell draws (not torch-compatible; tests inject draws instead). */
+/** Seeded uniform integer draws from mulberry32 (not torch-compatible; tests inject the recorded draws instead). */
 export function seededCellDraws(seed: number): CellDrawSource {
-  let a = seed >>> 0;
-  return (bound: number) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return Math.floor(u * bound);
-  };
+  const rand = mulberry32(seed);
+  return (bound: number) => Math.floor(rand() * bound);
 }
 
 /** One draw r ∈ [0, sy·sx) per cell, as an [h//sy][w//sx] table (the layout of the reference `cell_draws`). */

@@ -1,0 +1,15 @@
+/**
+ * mulberry32 (Tommy Ettinger's 32-bit generator): a tiny seeded PRNG, uniform in [0, 1). Used wherever the project
+ * needs reproducible draws that need NOT match torch (data order, random tiny-model weights, anchor cells);
+ * torch-compatible noise comes from ./torch-generator.ts.
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
