@@ -56,7 +56,8 @@ export interface PipelineFolder {
   readonly forceZerosForEmptyPrompt: boolean;
 }
 
-function readJson(file: string, what: string): Record<string, unknown> {
+/** Reads a JSON object file; errors name `what`, the file and the problem. */
+export function readJson(file: string, what: string): Record<string, unknown> {
   if (!fs.existsSync(file)) throw new Error(`${what}: ${file} does not exist`);
   let v: unknown;
   try {
@@ -68,8 +69,11 @@ function readJson(file: string, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** Problems of one model component folder (config.json + weights), or null. */
-function componentProblem(dir: string, weightsExpected: boolean): string | null {
+/**
+ * Problems of one component folder, or null: a model (config.json + .safetensors weights; pickle files are named
+ * and refused) when `weightsExpected`, else a BPE tokenizer (vocab.json + merges.txt).
+ */
+export function componentProblem(dir: string, weightsExpected: boolean): string | null {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return `the folder ${dir} is missing`;
   if (!weightsExpected) {
     const need = ['vocab.json', 'merges.txt'].filter((f) => !fs.existsSync(path.join(dir, f)));

@@ -19,7 +19,7 @@ import { UNet2DConditionModel } from '../models/unet';
 import { AutoencoderKL } from '../models/vae';
 import { SpeechT5HifiGan, loadHifiGanVocoder } from '../models/vocoder';
 import { RobertaTokenizer } from '../tokenizers/roberta-tokenizer';
-import { componentWeightFiles } from '../weights';
+import { componentProblem, readJson } from './folder';
 
 export const MUSICLDM_PIPELINE_CLASS = 'MusicLDMPipeline';
 
@@ -44,40 +44,10 @@ export interface MusicLdmFolder {
   readonly unetSampleSize: number;
 }
 
-function readJsonObject(file: string, what: string): Record<string, unknown> {
-  if (!fs.existsSync(file)) throw new Error(`${what}: ${file} does not exist`);
-  let v: unknown;
-  try {
-    v = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${what}: ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${what}: ${file} must hold a JSON object`);
-  return v as Record<string, unknown>;
-}
-
-/** What is wrong with one component folder, or null. */
-function componentProblem(name: string, dir: string): string | null {
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) return `the folder ${dir} is missing`;
-  if (name === 'tokenizer') {
-    const need = ['vocab.json', 'merges.txt'].filter((f) => !fs.existsSync(path.join(dir, f)));
-    return need.length ? `${dir} lacks ${need.join(' and ')} (the RoBERTa byte-level BPE files)` : null;
-  }
-  if (!fs.existsSync(path.join(dir, 'config.json'))) return `${dir} has no config.json`;
-  try {
-    componentWeightFiles(dir);
-  } catch (e) {
-    const pickles = fs.readdirSync(dir).filter((f) => /\.(bin|ckpt|pt|pth)$/.test(f));
-    const hint = pickles.length ? ` (it has ${pickles.join(', ')}: pickle files are not loaded; convert them to .safetensors)` : '';
-    return `${(e as Error).message}${hint}`;
-  }
-  return null;
-}
-
 /** Reads model_index.json and the scheduler config; checks every component. Throws one error listing every problem. */
 export function inspectMusicLdmFolder(dir: string): MusicLdmFolder {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`model folder ${dir} does not exist (expected a diffusers MusicLDM folder with model_index.json)`);
-  const modelIndex = readJsonObject(path.join(dir, 'model_index.json'), 'pipeline folder');
+  const modelIndex = readJson(path.join(dir, 'model_index.json'), 'pipeline folder');
   const className = modelIndex._class_name;
   if (className !== MUSICLDM_PIPELINE_CLASS) throw new Error(`${dir}/model_index.json: _class_name ${JSON.stringify(className)} is not supported here; expected ${MUSICLDM_PIPELINE_CLASS}`);
   const problems: string[] = [];
@@ -90,18 +60,18 @@ export function inspectMusicLdmFolder(dir: string): MusicLdmFolder {
     }
     if (!classes.includes(entry[1])) problems.push(`model_index.json "${name}" is ${entry[1]}, expected ${classes.join(' or ')}`);
     components[name] = path.join(dir, name);
-    const p = componentProblem(name, components[name]);
+    const p = componentProblem(components[name], name !== 'tokenizer');
     if (p) problems.push(`${name}: ${p}`);
   }
   let schedulerConfig: Record<string, unknown> = {};
   try {
-    schedulerConfig = readJsonObject(path.join(dir, 'scheduler', 'scheduler_config.json'), 'scheduler');
+    schedulerConfig = readJson(path.join(dir, 'scheduler', 'scheduler_config.json'), 'scheduler');
   } catch (e) {
     problems.push((e as Error).message);
   }
   let unetSampleSize = NaN;
   if (components.unet && fs.existsSync(path.join(components.unet, 'config.json'))) {
-    const ss = readJsonObject(path.join(components.unet, 'config.json'), 'unet').sample_size;
+    const ss = readJson(path.join(components.unet, 'config.json'), 'unet').sample_size;
     unetSampleSize = typeof ss === 'number' ? ss : Array.isArray(ss) && typeof ss[0] === 'number' ? ss[0] : NaN;
     if (!(unetSampleSize > 0)) problems.push(`unet/config.json: sample_size must be a positive number (it sets the default audio length), found ${JSON.stringify(ss)}`);
   }
