@@ -10,7 +10,9 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs';
 import { MnistSplit } from '../lib/data/fashion-mnist';
 import { UNet2DConditionModel } from '../lib/models/unet';
-import { buildParamMap, discoverUpstreamShapes } from '../lib/train/param-map';
+import { buildParamMap, discoverUpstreamShapes, gatherToUpstreamPositions, keyScales, scatterFromUpstreamPositions } from '../lib/train/param-map';
+import { AdamState } from '../lib/train/adam';
+import { saveCheckpoint } from '../lib/train/checkpoint';
 import { useExplicitTransposeMatMul } from '../lib/train/matmul-transpose';
 import { Xoshiro128 } from '../lib/train/rng';
 import { CLASS_TABLE_ID, buildUnet, classContext, tinySdUnetConfig, vPredictionLoss } from '../lib/train/tiny-sd';
@@ -159,6 +161,44 @@ describe('tiny-sd trainer', () => {
     }
     a.dispose();
     b.dispose();
+  });
+
+  it('reads the first run\'s checkpoints (tensors under variable ids) identically', () => {
+    const data = fakeData(10);
+    const a = TinySdTrainer.create(CONFIG);
+    a.trainStep(a.nextBatch(data));
+    const old = path.join(dir, 'old-state');
+    fs.mkdirSync(old, { recursive: true });
+    const internals = a as unknown as { adam: AdamState; ema: Map<string, tf.Tensor> };
+    saveCheckpoint(path.join(old, 'checkpoint.safetensors'), { params: a.params, adam: internals.adam, ema: internals.ema, meta: a.meta() });
+    const b = TinySdTrainer.resume(old);
+    expect(b.trainStep(b.nextBatch(data))).toEqual(a.trainStep(a.nextBatch(data)));
+    const wa = a.weights('raw');
+    for (const [id, v] of b.weights('raw')) expect({ id, same: Buffer.compare(Buffer.from(v.buffer), Buffer.from(wa.get(id)!.buffer)) === 0 }).toEqual({ id, same: true });
+    a.dispose();
+    b.dispose();
+  });
+
+  it('checkpoint layout: upstream positions round-trip bit-exactly and convert when a folded scale changes', () => {
+    const map = buildParamMap(buildUnet, UNET);
+    const rng = new Xoshiro128(9);
+    const values = new Map([...map.variables].map(([id, src]) => [id, new Float32Array(src.scale.length).map(() => rng.normal())]));
+    const up = gatherToUpstreamPositions(map, values);
+    const scales = keyScales(map);
+    const qKey = 'down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight';
+    expect(scales[qKey]).toBeCloseTo(1 / Math.sqrt(8), 7);
+    expect(scales['conv_in.weight']).toBeUndefined();
+    const back = scatterFromUpstreamPositions(map, up, scales, 1);
+    for (const [id, v] of values) expect(Buffer.compare(Buffer.from(back.get(id)!.buffer), Buffer.from(v.buffer))).toBe(0);
+    // stored by a layout without the folded scale (s = 1): weights x s_now, first moments / s_now, second / s_now^2
+    const noScale = Object.fromEntries(Object.keys(scales).map((k) => [k, 1]));
+    const qid = 'down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_q.weight#head1|derived';
+    const s = scales[qKey];
+    for (const [power, f] of [[1, s], [-1, 1 / s], [-2, 1 / (s * s)]]) {
+      const conv = scatterFromUpstreamPositions(map, up, noScale, power);
+      expect(conv.get(qid)![5]).toBeCloseTo(values.get(qid)![5] * f, 5);
+      expect(conv.get('conv_in.weight|conv2d')![7]).toBe(values.get('conv_in.weight|conv2d')![7]);
+    }
   });
 
   it('discovers exactly the keys the UNet requests (every key problem would be reported)', () => {

@@ -144,3 +144,53 @@ export function toUpstream(map: ParamMap, values: ReadonlyMap<string, Float32Arr
 export function hostValues(tensors: ReadonlyMap<string, tf.Tensor>): Map<string, Float32Array> {
   return new Map([...tensors].map(([n, t]) => [n, t.dataSync() as Float32Array]));
 }
+
+/**
+ * Derived values placed at their upstream positions, without the scale (a pure permutation, so bit-exact both
+ * ways): the layout-independent form a checkpoint is stored in. Variables absent from `values` are an error.
+ */
+export function gatherToUpstreamPositions(map: ParamMap, values: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
+  const out = new Map(map.keys.map((k) => [k, new Float32Array(size(map.shapes.get(k)!))]));
+  for (const [id, src] of map.variables) {
+    const v = values.get(id);
+    if (!v || v.length !== src.scale.length) throw new Error(`gatherToUpstreamPositions: values for '${id}' missing or of the wrong length`);
+    for (let j = 0; j < v.length; j++) out.get(map.keys[src.key[j]])![src.index[j]] = v[j];
+  }
+  return out;
+}
+
+/** The folded scale of every upstream key whose derived elements are scaled (constant per key), e.g. W_q: 1/sqrt(d). */
+export function keyScales(map: ParamMap): Record<string, number> {
+  const s = new Map<number, number>();
+  for (const src of map.variables.values())
+    for (let j = 0; j < src.scale.length; j++) {
+      const prev = s.get(src.key[j]);
+      if (prev !== undefined && prev !== src.scale[j]) throw new Error(`keyScales: '${map.keys[src.key[j]]}' has elements with different scales (${prev}, ${src.scale[j]})`);
+      s.set(src.key[j], src.scale[j]);
+    }
+  return Object.fromEntries([...s].filter(([, v]) => v !== 1).map(([k, v]) => [map.keys[k], v]));
+}
+
+/**
+ * The inverse of gatherToUpstreamPositions for the current layout. Values were stored under the scales
+ * `storedScales` (keyScales of the layout that wrote them); where the current scale differs they are converted:
+ * x · (s_now / s_stored)^power, with power 1 for weights (derived = s·upstream), −1 for Adam's first moment
+ * (gradients scale by 1/s) and −2 for its second moment. Equal scales copy the bits.
+ */
+export function scatterFromUpstreamPositions(map: ParamMap, stored: ReadonlyMap<string, Float32Array>, storedScales: Readonly<Record<string, number>>, power: number): Map<string, Float32Array> {
+  const now = keyScales(map);
+  const out = new Map<string, Float32Array>();
+  for (const [id, src] of map.variables) {
+    const v = new Float32Array(src.scale.length);
+    for (let j = 0; j < v.length; j++) {
+      const key = map.keys[src.key[j]];
+      const data = stored.get(key);
+      if (!data) throw new Error(`scatterFromUpstreamPositions: no stored values for '${key}'`);
+      const sNow = now[key] ?? 1;
+      const sOld = storedScales[key] ?? 1;
+      v[j] = sNow === sOld ? data[src.index[j]] : data[src.index[j]] * (sNow / sOld) ** power;
+    }
+    out.set(id, v);
+  }
+  return out;
+}

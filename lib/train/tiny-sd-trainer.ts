@@ -18,7 +18,9 @@ import { VarBuilder } from '../weights';
 import { AdamConfig, AdamState, adamStep, disposeAdamState, initAdamState } from './adam';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint';
 import { emaUpdate, initEma } from './ema';
-import { ParamMap, buildParamMap, discoverUpstreamShapes, hostValues, toUpstream } from './param-map';
+import {
+  ParamMap, buildParamMap, discoverUpstreamShapes, gatherToUpstreamPositions, hostValues, keyScales, scatterFromUpstreamPositions, toUpstream,
+} from './param-map';
 import { Xoshiro128 } from './rng';
 import {
   CLASS_TABLE_ID, NULL_CLASS, NUM_CLASSES, TINY_SD_SCHEDULER_CONFIG, TOKENS_PER_CLASS, VBatch, buildUnet, initClassTable, initUpstream,
@@ -50,6 +52,13 @@ export interface TrainerMeta {
   readonly rng: { s: number[]; spare: number | null };
   /** Seconds of training so far (all runs). */
   readonly trainSeconds: number;
+  /**
+   * 'upstream-positions': tensors stored under diffusers keys (derived values at their upstream positions, see
+   * param-map.ts), with the folded scales of the writing code in `scales`: resumable after lib/nn changes its
+   * load-time layout. Absent: tensors stored under the variable ids (the first checkpoints of the first run).
+   */
+  readonly layout?: 'upstream-positions';
+  readonly scales?: Record<string, number>;
 }
 
 export interface StepResult {
@@ -90,6 +99,7 @@ export class TinySdTrainer {
   position = 0;
   trainSeconds = 0;
   private perm: Uint32Array | null = null;
+  private map: ParamMap | null = null;
   private permEpoch = -1;
 
   private constructor(config: TrainConfig, unet: UNet2DConditionModel, params: Map<string, tf.Variable>) {
@@ -124,17 +134,44 @@ export class TinySdTrainer {
     if (!fs.existsSync(file)) throw new Error(`${stateDir}: no ${CKPT_FILE} to resume from`);
     const probe = readTrainerMeta(file);
     const t = TinySdTrainer.create(probe.config);
-    const expected = new Map([...t.params].map(([id, v]) => [id, v.shape]));
-    const ck = loadCheckpoint<TrainerMeta>(file, expected);
-    for (const [id, v] of t.params) {
-      v.assign(ck.params.get(id)!);
-      ck.params.get(id)!.dispose();
+    let m: TrainerMeta;
+    if (probe.layout === 'upstream-positions') {
+      const map = t.paramMap();
+      const tableShape = t.params.get(CLASS_TABLE_ID)!.shape;
+      const expected = new Map<string, readonly number[]>([...map.shapes, [CLASS_TABLE_ID, tableShape]]);
+      const ck = loadCheckpoint<TrainerMeta>(file, expected);
+      m = ck.meta;
+      const scales = m.scales ?? {};
+      /** Stored upstream-keyed tensors (disposed here) -> kept tensors per variable id. */
+      const toIds = (stored: Map<string, tf.Tensor>, power: number): Map<string, tf.Tensor> => {
+        const host = new Map([...stored].map(([k, x]) => [k, x.dataSync() as Float32Array]));
+        const table = host.get(CLASS_TABLE_ID)!;
+        const byId = scatterFromUpstreamPositions(map, host, scales, power);
+        for (const x of stored.values()) x.dispose();
+        const out = new Map<string, tf.Tensor>();
+        for (const [id, v] of t.params) out.set(id, tf.keep(tf.tensor(id === CLASS_TABLE_ID ? table : byId.get(id)!, v.shape, 'float32')));
+        return out;
+      };
+      const params = toIds(ck.params, 1);
+      for (const [id, v] of t.params) v.assign(params.get(id)!);
+      for (const x of params.values()) x.dispose();
+      disposeAdamState(t.adam);
+      t.adam = { step: ck.adam.step, m: toIds(ck.adam.m as Map<string, tf.Tensor>, -1), v: toIds(ck.adam.v as Map<string, tf.Tensor>, -2) };
+      for (const e of t.ema.values()) e.dispose();
+      t.ema = toIds(ck.ema, 1);
+    } else {
+      const expected = new Map([...t.params].map(([id, v]) => [id, v.shape]));
+      const ck = loadCheckpoint<TrainerMeta>(file, expected);
+      for (const [id, v] of t.params) {
+        v.assign(ck.params.get(id)!);
+        ck.params.get(id)!.dispose();
+      }
+      disposeAdamState(t.adam);
+      t.adam = ck.adam;
+      for (const e of t.ema.values()) e.dispose();
+      t.ema = ck.ema;
+      m = ck.meta;
     }
-    disposeAdamState(t.adam);
-    t.adam = ck.adam;
-    for (const e of t.ema.values()) e.dispose();
-    t.ema = ck.ema;
-    const m = ck.meta;
     t.step = m.step;
     t.epoch = m.epoch;
     t.position = m.position;
@@ -207,11 +244,36 @@ export class TinySdTrainer {
     };
   }
 
-  /** Writes `<stateDir>/checkpoint.safetensors` atomically (and the UNet config.json next to it). */
+  /** The derived -> diffusers map of this model (built once, a few seconds). */
+  paramMap(): ParamMap {
+    this.map ??= unetParamMap(this.config.unet);
+    return this.map;
+  }
+
+  /**
+   * Writes `<stateDir>/checkpoint.safetensors` atomically, every tensor group (weights, Adam moments, EMA) under
+   * the diffusers keys (layout 'upstream-positions', see TrainerMeta), so that it survives layout changes in lib/nn.
+   */
   save(stateDir: string): string {
     fs.mkdirSync(stateDir, { recursive: true });
     const file = path.join(stateDir, CKPT_FILE);
-    saveCheckpoint(file, { params: this.params, adam: this.adam, ema: this.ema, meta: this.meta() });
+    const map = this.paramMap();
+    const owned: tf.Tensor[] = [];
+    const toUpstream = (byId: ReadonlyMap<string, tf.Tensor>): Map<string, tf.Tensor> => {
+      const up = gatherToUpstreamPositions(map, hostValues(byId));
+      const out = new Map<string, tf.Tensor>([...up].map(([k, d]) => [k, tf.tensor(d, map.shapes.get(k)!, 'float32')]));
+      out.set(CLASS_TABLE_ID, tf.clone(byId.get(CLASS_TABLE_ID)!));
+      owned.push(...out.values());
+      return out;
+    };
+    try {
+      saveCheckpoint(file, {
+        params: toUpstream(this.params), adam: { step: this.adam.step, m: toUpstream(this.adam.m), v: toUpstream(this.adam.v) }, ema: toUpstream(this.ema),
+        meta: { ...this.meta(), layout: 'upstream-positions', scales: keyScales(map) },
+      });
+    } finally {
+      for (const x of owned) x.dispose();
+    }
     return file;
   }
 
