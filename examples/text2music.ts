@@ -16,24 +16,18 @@ import * as path from 'path';
 import { melSpectrogramImage, melValueRange, writeWav, WavFormat } from '../lib/audio';
 import { BACKEND_NAMES, BackendName, describeBackend, selectBackend } from '../lib/backend';
 import { RgbImage, imageGrid, writePng } from '../lib/io/png';
-import { FloatImage, psnr, ssim } from '../lib/metrics/image-quality';
+import { psnr, ssim } from '../lib/metrics/image-quality';
 import { DenoiseStepRecord, PipelineProgress, SOLVER_NAMES, SolverName } from '../lib/pipelines';
 import {
   MUSICLDM_DEFAULT_GUIDANCE, MusicLdmParams, MusicLdmResult, checkMusicLdmParams, defaultMusicLdmSadaConfig, musicLdm, transformerLevels,
 } from '../lib/pipelines/musicldm';
 import { MusicLdmFolder, inspectMusicLdmFolder, loadMusicLdm } from '../lib/pipelines/musicldm-folder';
 import { SadaConfig, resolveSadaConfig } from '../lib/sada/config';
-import { stepMark } from './txt2img';
+import { Flag, ParsedFlags, UsageError, finite, floatImage, formatUsage, parseFlags, stepMark } from './cli-common';
 
 // ---------------------------------------------------------------------------------------------------------------
 // flags
 
-type Kind = 'string' | 'int' | 'number' | 'bool';
-interface Flag {
-  readonly name: string;
-  readonly kind: Kind;
-  readonly help: string;
-}
 
 const DEFAULT_STEPS = 50;
 
@@ -60,55 +54,14 @@ const FLAGS: readonly Flag[] = [
   { name: 'help', kind: 'bool', help: 'show this help' },
 ];
 
-export class UsageError extends Error {}
-
-type Parsed = Record<string, string | number | boolean>;
-
-export function parseFlags(argv: readonly string[]): Parsed {
-  const out: Parsed = {};
-  const problems: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      problems.push(`unexpected argument '${a}' (every option is a --flag)`);
-      continue;
-    }
-    const [name, inline] = a.slice(2).split(/=(.*)/s, 2);
-    const flag = FLAGS.find((f) => f.name === name);
-    if (!flag) {
-      problems.push(`unknown option --${name}; valid options: ${FLAGS.map((f) => `--${f.name}`).join(' ')}`);
-      continue;
-    }
-    if (flag.kind === 'bool') {
-      if (inline !== undefined) problems.push(`--${name} takes no value`);
-      out[name] = true;
-      continue;
-    }
-    const v = inline ?? argv[++i];
-    if (v === undefined) {
-      problems.push(`--${name} needs a value (${flag.help})`);
-      continue;
-    }
-    if (flag.kind === 'string') out[name] = v;
-    else {
-      const x = Number(v);
-      if (v.trim() === '' || !Number.isFinite(x) || (flag.kind === 'int' && !Number.isInteger(x))) problems.push(`--${name} must be ${flag.kind === 'int' ? 'an integer' : 'a number'}, got '${v}'`);
-      else out[name] = x;
-    }
-  }
-  if (problems.length) throw new UsageError(problems.join('\n'));
-  return out;
+/** This CLI's flags parsed (every problem reported together in one UsageError). */
+export function parseCliFlags(argv: readonly string[]): ParsedFlags {
+  return parseFlags(FLAGS, argv);
 }
 
 export function usage(): string {
-  const w = Math.max(...FLAGS.map((f) => f.name.length)) + 4;
-  return [
-    'usage: npm run text2music -- --model-dir DIR --prompt TEXT [options]',
-    '',
-    ...FLAGS.map((f) => `  --${f.name}${f.kind === 'bool' ? '' : ' X'}`.padEnd(w + 6) + f.help),
-    '',
-    "SADA uses the SD-2 demo's hyper-parameters (no official MusicLDM preset), scaled to --steps; the knobs override them.",
-  ].join('\n');
+  return formatUsage('usage: npm run text2music -- --model-dir DIR --prompt TEXT [options]', FLAGS,
+    "SADA uses the SD-2 demo's hyper-parameters (no official MusicLDM preset), scaled to --steps; the knobs override them.");
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -128,7 +81,7 @@ export interface CliSettings {
 }
 
 /** Validates every flag against the folder (configs only, no weights); throws UsageError listing the problems. */
-export function resolveSettings(flags: Parsed): CliSettings {
+export function resolveSettings(flags: ParsedFlags): CliSettings {
   const problems: string[] = [];
   const str = (k: string) => flags[k] as string | undefined;
   const num = (k: string) => flags[k] as number | undefined;
@@ -220,14 +173,6 @@ function melImage(r: MusicLdmResult, range: readonly [number, number]): RgbImage
   return melSpectrogramImage(r.melSpectrogram, r.frames, r.melBins, { range });
 }
 
-function floatImage(img: RgbImage): FloatImage {
-  return { height: img.height, width: img.width, channels: img.channels, data: Float32Array.from(img.data, (v) => v / 255) };
-}
-
-function finite(x: number): number | string {
-  return Number.isFinite(x) ? x : String(x);
-}
-
 function runRecord(label: string, r: MusicLdmResult, wav: string, png: string) {
   const mark = markFor(r.tokenPruningLevels.length > 0);
   return {
@@ -247,7 +192,7 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
   const say = (s: string) => io.stdout.write(`${s}\n`);
   let s: CliSettings;
   try {
-    const flags = parseFlags(argv);
+    const flags = parseCliFlags(argv);
     if (flags.help) {
       say(usage());
       return 0;

@@ -21,10 +21,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { BACKEND_NAMES, BackendName, describeBackend, selectBackend } from '../lib/backend';
 import { RgbImage, imageGrid, readPng, writePng } from '../lib/io/png';
-import { FloatImage, psnr, ssim } from '../lib/metrics/image-quality';
+import { psnr, ssim } from '../lib/metrics/image-quality';
 import { FluxLoadMode, FluxTransformer2DModel } from '../lib/models/flux';
 import {
-  DenoiseStepRecord, LoadedPipeline, PipelineFolder, PipelinePhase, SOLVER_NAMES, SolverName, Txt2ImgParams, Txt2ImgResult, checkTxt2ImgParams,
+  LoadedPipeline, PipelineFolder, PipelinePhase, SOLVER_NAMES, SolverName, Txt2ImgParams, Txt2ImgResult, checkTxt2ImgParams,
   defaultSadaConfig, inspectPipelineFolder, loadPipeline, txt2img,
 } from '../lib/pipelines';
 import { FluxPipeline, FluxTxt2ImgParams, FluxTxt2ImgResult, fluxTxt2Img, loadFluxPipeline } from '../lib/pipelines/flux';
@@ -32,6 +32,7 @@ import { FLUX_SADA, SADA_DEFAULTS, SADA_REFERENCE_STEPS, SD2_SADA, SDXL_SADA, Sa
 import { parseFlowMatchConfig } from '../lib/schedules';
 import { FLUX_DEV_T5_MAX_LENGTH } from '../lib/tokenizers/t5-tokenizer';
 import { componentWeightFiles } from '../lib/weights';
+import { Flag, ParsedFlags, UsageError, finite, floatImage, formatUsage, parseFlags, stepMark } from './cli-common';
 
 // ---------------------------------------------------------------------------------------------------------------
 // flags
@@ -39,12 +40,6 @@ import { componentWeightFiles } from '../lib/weights';
 /** The only solver of a Flux folder: FlowMatchEulerDiscreteScheduler's step x' = x + (σ' − σ)·v (lib/solvers/flow-euler). */
 const FLUX_SOLVER = 'flow-euler';
 
-type Kind = 'string' | 'int' | 'number' | 'bool';
-interface Flag {
-  readonly name: string;
-  readonly kind: Kind;
-  readonly help: string;
-}
 
 const FLAGS: readonly Flag[] = [
   { name: 'model-dir', kind: 'string', help: 'diffusers pipeline folder: Stable Diffusion (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or FLUX.1 (transformer/, text_encoder_2/, ...) [required]' },
@@ -87,55 +82,14 @@ const FLAGS: readonly Flag[] = [
   { name: 'help', kind: 'bool', help: 'show this help' },
 ];
 
-export class UsageError extends Error {}
-
-type Parsed = Record<string, string | number | boolean>;
-
-export function parseFlags(argv: readonly string[]): Parsed {
-  const out: Parsed = {};
-  const problems: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) {
-      problems.push(`unexpected argument '${a}' (every option is a --flag)`);
-      continue;
-    }
-    const [name, inline] = a.slice(2).split(/=(.*)/s, 2);
-    const flag = FLAGS.find((f) => f.name === name);
-    if (!flag) {
-      problems.push(`unknown option --${name}; valid options: ${FLAGS.map((f) => `--${f.name}`).join(' ')}`);
-      continue;
-    }
-    if (flag.kind === 'bool') {
-      if (inline !== undefined) problems.push(`--${name} takes no value`);
-      out[name] = true;
-      continue;
-    }
-    const v = inline ?? argv[++i];
-    if (v === undefined) {
-      problems.push(`--${name} needs a value (${flag.help})`);
-      continue;
-    }
-    if (flag.kind === 'string') out[name] = v;
-    else {
-      const x = Number(v);
-      if (v.trim() === '' || !Number.isFinite(x) || (flag.kind === 'int' && !Number.isInteger(x))) problems.push(`--${name} must be ${flag.kind === 'int' ? 'an integer' : 'a number'}, got '${v}'`);
-      else out[name] = x;
-    }
-  }
-  if (problems.length) throw new UsageError(problems.join('\n'));
-  return out;
+/** This CLI's flags parsed (every problem reported together in one UsageError). */
+export function parseCliFlags(argv: readonly string[]): ParsedFlags {
+  return parseFlags(FLAGS, argv);
 }
 
 export function usage(): string {
-  const w = Math.max(...FLAGS.map((f) => f.name.length)) + 4;
-  return [
-    'usage: npm run txt2img -- --model-dir DIR --prompt TEXT [options]',
-    '',
-    ...FLAGS.map((f) => `  --${f.name}${f.kind === 'bool' ? '' : ' X'}`.padEnd(w + 6) + f.help),
-    '',
-    'SADA knobs (--acc-range ... --sy) override the preset after it is scaled to --steps.',
-  ].join('\n');
+  return formatUsage('usage: npm run txt2img -- --model-dir DIR --prompt TEXT [options]', FLAGS,
+    'SADA knobs (--acc-range ... --sy) override the preset after it is scaled to --steps.');
 }
 
 
@@ -197,7 +151,7 @@ function isFluxFolder(dir: string): boolean {
 }
 
 /** The preset (or the model's default), scaled from the 50 tuned steps to `steps`, then the per-knob overrides. */
-function sadaFromFlags(flags: Parsed, steps: number, preset: string | undefined, modelDefault: (steps: number) => SadaConfig, accRange: [number, number] | undefined): SadaConfig {
+function sadaFromFlags(flags: ParsedFlags, steps: number, preset: string | undefined, modelDefault: (steps: number) => SadaConfig, accRange: [number, number] | undefined): SadaConfig {
   const num = (k: string) => flags[k] as number | undefined;
   const base = preset !== undefined ? PRESETS[preset] : null;
   let sada: SadaConfig = base ? (steps === SADA_REFERENCE_STEPS || steps < 4 ? base : scaleSadaConfig(base, steps)) : modelDefault(steps);
@@ -210,7 +164,7 @@ function sadaFromFlags(flags: Parsed, steps: number, preset: string | undefined,
 }
 
 /** Validates every flag against the folder (no weights loaded); throws UsageError listing the problems. */
-export function resolveSettings(flags: Parsed): CliSettings {
+export function resolveSettings(flags: ParsedFlags): CliSettings {
   const problems: string[] = [];
   const str = (k: string) => flags[k] as string | undefined;
   const num = (k: string) => flags[k] as number | undefined;
@@ -323,7 +277,7 @@ function fluxFolderProblems(dir: string): string[] {
 
 /** The Flux half of resolveSettings: pushes every problem; returns null when the folder itself is unusable. */
 function resolveFluxSettings(
-  flags: Parsed, dir: string, problems: string[], sadaFor: (steps: number) => SadaConfig, withSada: boolean,
+  flags: ParsedFlags, dir: string, problems: string[], sadaFor: (steps: number) => SadaConfig, withSada: boolean,
 ): Omit<FluxCliSettings, keyof CommonSettings | 'sada'> & { sada: SadaConfig } | null {
   const str = (k: string) => flags[k] as string | undefined;
   const num = (k: string) => flags[k] as number | undefined;
@@ -383,12 +337,6 @@ function resolveFluxSettings(
 // ---------------------------------------------------------------------------------------------------------------
 // progress bar (stderr)
 
-/** One character per step: F full compute, R cache refresh, P token-pruned, - skipped (SADA), . pending. */
-export function stepMark(s: DenoiseStepRecord): string {
-  if (!s.modelCalled) return '-';
-  return s.tokenPolicy === 'pruned' ? 'P' : s.tokenPolicy === 'push_all' ? 'R' : 'F';
-}
-
 /** One progress event: the phase, and during 'denoise' the finished step's mark. */
 interface BarEvent {
   readonly phase: PipelinePhase;
@@ -418,14 +366,6 @@ class ProgressBar {
 
 // ---------------------------------------------------------------------------------------------------------------
 // run
-
-function floatImage(img: RgbImage): FloatImage {
-  return { height: img.height, width: img.width, channels: img.channels, data: Float32Array.from(img.data, (v) => v / 255) };
-}
-
-function finite(x: number): number | string {
-  return Number.isFinite(x) ? x : String(x);
-}
 
 /** One finished run, whatever the model family: what the comparison and the JSON record need. */
 interface RunOutcome {
@@ -544,7 +484,7 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
   const say = (s: string) => io.stdout.write(`${s}\n`);
   let settings: CliSettings;
   try {
-    const flags = parseFlags(argv);
+    const flags = parseCliFlags(argv);
     if (flags.help) {
       say(usage());
       return 0;
