@@ -158,6 +158,7 @@ async function main(): Promise<void> {
     lastCkpt = Date.now();
   };
   while (!stop && trainer.step < args.maxSteps && Date.now() < deadline) {
+    await new Promise((resolve) => setImmediate(resolve)); // let SIGINT/SIGTERM handlers run between steps
     const t0 = Date.now();
     const r = trainer.trainStep(trainer.nextBatch(data));
     trainer.trainSeconds += (Date.now() - t0) / 1000;
