@@ -60,6 +60,7 @@ async function main(): Promise<void> {
   if (!tinySdAvailable(args.model)) {
     console.log(`The trained demo model is not in ${args.model} yet (it is trained by scripts/train-tiny-sd.ts and exported there).`);
     console.log('Running the closed-form toy example instead (examples/sada-toy.ts):\n');
+    process.argv = process.argv.slice(0, 2); // the toy example parses its own (default) arguments
     await import('./sada-toy');
     return;
   }
