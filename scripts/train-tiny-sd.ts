@@ -140,6 +140,11 @@ async function main(): Promise<void> {
   fs.mkdirSync(args.state, { recursive: true });
   const lossFile = path.join(args.state, 'loss.tsv');
   if (!fs.existsSync(lossFile)) fs.writeFileSync(lossFile, 'step\tloss\tgrad_norm\tlr\ttrain_seconds\n');
+  else {
+    // a run killed after its last checkpoint logged steps that this run redoes: keep rows up to the checkpoint
+    const [head, ...rows] = fs.readFileSync(lossFile, 'utf8').trim().split('\n');
+    fs.writeFileSync(lossFile, [head, ...rows.filter((r) => Number(r.split('\t')[0]) <= trainer.step)].join('\n') + '\n');
+  }
   const runStart = Date.now();
   let lastCkpt = Date.now();
   let checkpoints = 0;
