@@ -18,7 +18,7 @@
  *   --export-every-checkpoints K   also export the EMA weights every K checkpoints [4] (and at the end)
  *   --log-every N            progress line every N steps [10]
  *   --batch B [64]  --lr X [4e-4]  --warmup N [300]  --weight-decay X [0.01]  --clip X [1]  --ema-decay X [0.999]
- *   --label-dropout P [0.1]  --seed S [0]  --channels 64,128  --layers 1  --heads 1,2  --cross-dim 64
+ *   --label-dropout P [0.1]  --seed S [0]  --channels 32,64  --layers 1  --heads 1,1  --cross-dim 64
  *   --export-only            export the checkpoint's EMA weights and exit
  * Progress goes to stdout: step, loss (mean since the last line), grad norm, lr, steps/s, ETA; the loss curve is
  * appended to <state>/loss.tsv. SIGINT/SIGTERM: finish the current step, write the checkpoint, exit.
@@ -42,7 +42,7 @@ function parseArgs(argv: string[]): Args {
   const a: Args = {
     data: FASHION_MNIST_DEFAULT_DIR, state: 'weights/tiny-sd/train-state', out: 'weights/tiny-sd', maxSteps: Infinity, maxMinutes: Infinity,
     checkpointMinutes: 15, exportEvery: 4, logEvery: 10, batch: 64, lr: 4e-4, warmup: 300, weightDecay: 0.01, clip: 1, emaDecay: 0.999,
-    labelDropout: 0.1, seed: 0, channels: [64, 128], layers: 1, heads: [1, 2], crossDim: 64, exportOnly: false,
+    labelDropout: 0.1, seed: 0, channels: [32, 64], layers: 1, heads: [1, 1], crossDim: 64, exportOnly: false,
   };
   const num = (k: string, v: string): number => {
     const x = Number(v);

@@ -27,7 +27,7 @@ export const CLASS_TABLE_ID = 'class_embedder.embedding.weight';
 
 /** The shipped model's diffusers config.json (UNet2DConditionModel). */
 export function tinySdUnetConfig(opts: { blockOutChannels?: number[]; layersPerBlock?: number; heads?: number[]; crossAttentionDim?: number; normGroups?: number } = {}): Record<string, unknown> {
-  const ch = opts.blockOutChannels ?? [64, 128];
+  const ch = opts.blockOutChannels ?? [32, 64];
   return {
     _class_name: 'UNet2DConditionModel',
     _diffusers_version: '0.31.0',
