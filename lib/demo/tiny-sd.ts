@@ -53,6 +53,22 @@ export function tinySdAvailable(dir = TINY_SD_DIR): boolean {
     .every((f) => fs.existsSync(path.join(dir, f)));
 }
 
+/**
+ * Whether the exported model is the trained, shipped one: scripts/evaluate-tiny-sd.ts has measured it and it meets
+ * the issue-7 bar (classifier agreement >= 80%, weights/tiny-sd/evaluation.json). A model still in training is
+ * exported too (for inspection), but the demo does not present it as the result.
+ */
+export function tinySdReady(dir = TINY_SD_DIR): { ready: boolean; reason: string } {
+  if (!tinySdAvailable(dir)) return { ready: false, reason: `no exported model in ${dir}` };
+  const ev = path.join(dir, 'evaluation.json');
+  const steps = fs.existsSync(path.join(dir, 'model_index.json')) ? (readJson(path.join(dir, 'model_index.json')).trained_steps as number | undefined) : undefined;
+  if (!fs.existsSync(ev)) return { ready: false, reason: `the model in ${dir} (${steps ?? '?'} training steps) has not been evaluated yet (scripts/evaluate-tiny-sd.ts)` };
+  const e = readJson(ev) as { agreement?: number; modelIndex?: { trained_steps?: number } };
+  if (e.modelIndex?.trained_steps !== steps) return { ready: false, reason: `${ev} is for step ${e.modelIndex?.trained_steps}, the exported model is at step ${steps}: re-run scripts/evaluate-tiny-sd.ts` };
+  if (!(typeof e.agreement === 'number' && e.agreement >= 0.8)) return { ready: false, reason: `the model in ${dir} (${steps ?? '?'} training steps) does not meet the quality bar yet (classifier agreement ${typeof e.agreement === 'number' ? (100 * e.agreement).toFixed(1) : '?'}% < 80%)` };
+  return { ready: true, reason: `evaluated: classifier agreement ${(100 * e.agreement).toFixed(1)}%` };
+}
+
 const readJson = (p: string): Record<string, unknown> => {
   if (!fs.existsSync(p)) throw new Error(`${p} not found (export the model with: npx ts-node --transpile-only scripts/train-tiny-sd.ts --export-only)`);
   return JSON.parse(fs.readFileSync(p, 'utf8')) as Record<string, unknown>;
