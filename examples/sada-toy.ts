@@ -1,7 +1,7 @@
 /**
  * SADA on a closed-form Gaussian-mixture model: exact denoiser, exact ODE solution, seconds to run.
  *
- *   npm run demo                                   (= ts-node examples/sada-toy.ts)
+ *   npm run sada-toy                               (= ts-node examples/sada-toy.ts; npm run demo falls back to it)
  *   npx ts-node examples/sada-toy.ts --steps 20,50 --solvers dpmpp_2m,euler --out out/sada-toy
  *
  * For every solver and step count: a baseline run and a SADA run from the same noise (torch.randn, seed 0), on the
