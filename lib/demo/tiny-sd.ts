@@ -17,6 +17,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { guide } from '../denoisers';
 import { SafetensorsFile } from '../io/safetensors';
 import { BlockCache, UNet2DConditionModel } from '../models/unet';
 import { DenoiseStepRecord, GuidedModel, denoiseLatents } from '../pipelines/denoise';
@@ -164,7 +165,7 @@ export async function generate(m: TinySd, o: GenerateOptions): Promise<GenerateR
     const raw = m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, pruning });
     if (!doCfg) return raw;
     const [u, c] = tf.split(raw, 2, 0);
-    return tf.add(u, tf.mul(tf.sub(c, u), g)) as tf.Tensor4D; // psi_u + g (psi_c - psi_u)
+    return guide(u, c, g) as tf.Tensor4D; // psi_u + g (psi_c - psi_u)
   });
   try {
     let latents: tf.Tensor4D;
@@ -252,7 +253,7 @@ export async function generateBatch(m: TinySd, o: { classIds: readonly number[];
     const raw = m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context });
     if (!doCfg) return raw;
     const [u, c] = tf.split(raw, 2, 0);
-    return tf.add(u, tf.mul(tf.sub(c, u), g)) as tf.Tensor4D;
+    return guide(u, c, g) as tf.Tensor4D;
   });
   try {
     const r = await denoiseLatents(model, noise, { plan, sada: null, anchorSeed: 0 });

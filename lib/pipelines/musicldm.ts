@@ -21,6 +21,7 @@
  * `tokenPruningLevels` in the result says which levels were prunable. Batch size 1; progress via `onProgress`.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { guide } from '../denoisers';
 import { MusicLdmLengths, defaultAudioLengthInS, latentsToAudio, musicLdmLengths, vaeScaleFactor } from '../audio';
 import { parseHifiGanConfig } from '../models/vocoder';
 import { UNetConfig } from '../models/unet';
@@ -191,7 +192,7 @@ export async function musicLdm(pipe: LoadedMusicLdm, params: MusicLdmParams, onP
         const raw = pipe.unet.forward({ sample: x, timestep: t, encoderHiddenStates: null, classLabels, pruning });
         if (!doCfg) return raw;
         const [u, c] = tf.split(raw, 2, 0);
-        return tf.add(u, tf.mul(tf.sub(c, u), g)) as tf.Tensor4D; // ε_u + g(ε_c − ε_u)
+        return guide(u, c, g) as tf.Tensor4D; // ε_u + g(ε_c − ε_u)
       });
     };
     let denoised: DenoiseResult;

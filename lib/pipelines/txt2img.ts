@@ -19,6 +19,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
+import { guide } from '../denoisers';
 import { RgbImage, imageFromTensor, tensorFromImage } from '../io/png';
 import { AddedConditions } from '../models/unet';
 import { TorchGenerator } from '../random/torch-generator';
@@ -225,7 +226,7 @@ export async function txt2img(pipe: LoadedPipeline, params: Txt2ImgParams, onPro
         const raw = pipe.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, added, control, pruning });
         if (!doCfg) return raw;
         const [u, c] = tf.split(raw, 2, 0);
-        return tf.add(u, tf.mul(tf.sub(c, u), g)) as tf.Tensor4D; // ψ_u + g(ψ_c − ψ_u)
+        return guide(u, c, g) as tf.Tensor4D; // ψ_u + g(ψ_c − ψ_u)
       });
     };
     let denoised: DenoiseResult;
