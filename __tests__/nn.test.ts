@@ -228,6 +228,9 @@ describe('lib/nn', () => {
       }
     }
     expect(maxDiff(y.data, ref)).toBeLessThan(2e-5);
+    // Small T·S·d with B > 1 runs batched (forwardBatched); a scoreBias callback forces one slice per batch item.
+    const yLoop = run(() => tf.tidy(() => attn.forward(tf.tensor3d(x, [B, T, C]), cross ? tf.tensor3d(ctx, [B, S, Cc]) : null, { causal, scoreBias: () => null })));
+    expect(maxDiff(yLoop.data, ref)).toBeLessThan(2e-5);
     if (cross) expect(() => tf.tidy(() => attn.forward(tf.zeros([B, T, C])))).toThrow(/cross-attention \(context dim 7\) but no context/);
     else expect(() => tf.tidy(() => attn.forward(tf.zeros([B, T, C + 1])))).toThrow(/must have 6 channels on axis 2, got shape \[2, 5, 7\]/);
     attn.dispose();
