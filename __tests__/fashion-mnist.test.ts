@@ -35,6 +35,7 @@ describe('Fashion-MNIST IDX loader', () => {
     fs.writeFileSync(path.join(dir, 'train-labels-idx1-ubyte.gz'), idxLabels([1, 12]));
     expect(() => loadFashionMnist('train', dir)).toThrow(/label 12 at index 1 is not a class index/);
     expect(() => loadFashionMnist('test', path.join(dir, 'nope'))).toThrow(/not found; install the Debian package .*dataset-fashion-mnist/);
+    expect(() => loadFashionMnist('/usr/share/datasets/fashion-mnist' as 'train')).toThrow(/split must be 'train' or 'test', got "\/usr\/share/);
   });
 
   const real = fs.existsSync(path.join(FASHION_MNIST_DEFAULT_DIR, 't10k-labels-idx1-ubyte.gz'));

@@ -44,6 +44,7 @@ function readIdx(file: string): Buffer {
 
 /** Loads one split ('train' or 'test') from `dir`, validating magic numbers, counts and sizes. */
 export function loadFashionMnist(split: 'train' | 'test', dir = FASHION_MNIST_DEFAULT_DIR): MnistSplit {
+  if (split !== 'train' && split !== 'test') throw new Error(`Fashion-MNIST split must be 'train' or 'test', got ${JSON.stringify(split)}`);
   const [imgName, lblName] = FILES[split];
   const imgFile = path.join(dir, imgName);
   const lblFile = path.join(dir, lblName);
