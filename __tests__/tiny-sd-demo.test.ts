@@ -9,6 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { TINY_SD_DIR, classEmbeddings, disposeTinySd, generate, generateBatch, loadTinySd, tinySdAvailable, tinySdReady, TinySd } from '../lib/demo/tiny-sd';
+import { classifierForward, loadClassifier } from '../lib/metrics/fashion-classifier';
 import { psnr } from '../lib/metrics/image-quality';
 import { tinySdUnetConfig } from '../lib/train/tiny-sd';
 import { TinySdTrainer, exportDiffusersFolder, unetParamMap } from '../lib/train/tiny-sd-trainer';
@@ -82,21 +83,25 @@ describe('tiny-sd demo pipeline', () => {
 });
 
 const shipped = tinySdReady(TINY_SD_DIR).ready;
-(shipped ? describe : describe.skip)('shipped tiny-sd weights: SADA fidelity (2 seeds, 20-step DPM-Solver++)', () => {
+(shipped ? describe : describe.skip)('shipped tiny-sd weights: SADA fidelity (3 seeds, 20-step DPM-Solver++)', () => {
   useBackend();
-  it('SADA saves UNet calls and stays within 25 dB PSNR of the baseline', async () => {
+  it('SADA saves UNet calls, stays above 25 dB PSNR of the baseline and gets the baseline\'s classifier label', async () => {
     const m = loadTinySd(TINY_SD_DIR);
+    const clf = loadClassifier(path.join(__dirname, '..', 'weights', 'fashion-classifier'));
+    const label = (x: Float32Array) => tf.tidy(() => tf.argMax(classifierForward(clf, tf.tensor4d(x, [1, 28, 28, 1])).logits, 1).dataSync()[0]);
     try {
-      for (const seed of [0, 1]) {
+      for (const seed of [0, 1, 2]) {
         const o = { classId: seed, seed, solver: 'dpmpp-2m', steps: 20, guidanceScale: 3 };
         const base = await generate(m, { ...o, mode: 'baseline' });
         const sada = await generate(m, { ...o, mode: 'sada' });
         expect(sada.nfe).toBeLessThan(base.nfe);
         const img = (x: Float32Array) => ({ height: 28, width: 28, channels: 1, data: x });
         expect(psnr(img(sada.image), img(base.image))).toBeGreaterThan(25);
+        expect(label(sada.image)).toBe(label(base.image));
       }
     } finally {
       disposeTinySd(m);
+      Object.values(clf).forEach((t) => (t as tf.Tensor).dispose());
     }
   });
 });
