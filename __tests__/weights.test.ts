@@ -1,4 +1,7 @@
-/** lib/weights: layout conversion, folder formats (single / sharded), and all-at-once error reporting. */
+/**
+ * lib/weights: layout conversion, folder formats (single / sharded), all-at-once error reporting, ignore(), build(),
+ * and lazy builders (strict sections over open files, for block-by-block models).
+ */
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -92,5 +95,102 @@ describe('lib/weights VarBuilder', () => {
     fs.mkdirSync(empty);
     fs.writeFileSync(path.join(empty, 'config.json'), '{}');
     expect(() => VarBuilder.fromFolder(empty)).toThrow(/cannot find the weights.*no \.safetensors file there/);
+  });
+
+  it('ignore() keeps named keys out of the unused-key report and rejects a key that does not exist', () => {
+    const tensors = {
+      'm.w': { dtype: 'float32' as const, shape: [2], data: seq(2) },
+      'm.buf': { dtype: 'int32' as const, shape: [3], data: Int32Array.from([0, 1, 2]) },
+      'other.tower.w': { dtype: 'float32' as const, shape: [1], data: seq(1) },
+      'stray.w': { dtype: 'float32' as const, shape: [1], data: seq(1) },
+    };
+    const vb = VarBuilder.fromHostTensors(tensors);
+    const before = tf.memory().numTensors;
+    const w = vb.pp('m').get('w', [2]);
+    vb.pp('m').ignore('buf'); // relative to the prefix
+    vb.ignore(['other.tower.w']);
+    expect(() => vb.pp('m').ignore(['buf', 'position_ids'])).toThrow("VarBuilder.ignore: in-memory weights has no key(s) 'm.position_ids'");
+    // Only the key neither requested nor ignored is reported.
+    expect(() => vb.finish()).toThrow(/weights do not match the model: 1 unexpected key\(s\): stray\.w$/);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(w.isDisposed).toBe(true);
+
+    const vb2 = VarBuilder.fromHostTensors(tensors);
+    vb2.ignore(['m.w', 'm.buf', 'other.tower.w', 'stray.w']);
+    expect(() => vb2.finish()).not.toThrow();
+    expect(() => vb2.ignore('m.w')).toThrow(/ignore\(\) after finish\(\)/);
+  });
+
+  it('build() finishes strictly, and when construction throws it disposes what was loaded and appends the key problems', () => {
+    const tensors = { 'a.weight': { dtype: 'float32' as const, shape: [2], data: seq(2) }, 'b.weight': { dtype: 'float32' as const, shape: [2], data: seq(2) } };
+    const before = tf.memory().numTensors;
+    const ok = VarBuilder.fromHostTensors(tensors).build((vb) => [vb.get('a.weight', [2]), vb.get('b.weight', [2])]);
+    expect(Array.from(ok[1].dataSync())).toEqual([0, 1]);
+    tf.dispose(ok);
+    expect(() => VarBuilder.fromHostTensors(tensors).build((vb) => vb.get('a.weight', [2]))).toThrow(/1 unexpected key\(s\): b\.weight/);
+    expect(() =>
+      VarBuilder.fromHostTensors(tensors).build((vb) => {
+        vb.get('a.weight', [2]);
+        vb.get('c.weight', [5]);
+        throw new Error('bad config');
+      }),
+    ).toThrow(/^bad config \(and: in-memory weights: weights do not match the model: 1 missing key\(s\): c\.weight \[5\]\. 1 unexpected key\(s\): b\.weight\)$/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('lazy: the root indexes the files without reading; strict sections read only their keys, keep the files open, and release everything', () => {
+    const lazyDir = path.join(dir, 'lazy');
+    fs.mkdirSync(lazyDir);
+    const f1 = path.join(lazyDir, 'model-00001-of-00002.safetensors');
+    const f2 = path.join(lazyDir, 'model-00002-of-00002.safetensors');
+    writeSafetensors(f1, { 'embed.weight': { shape: [4, 2], data: seq(8) }, 'blocks.0.fc.weight': { shape: [3, 2], data: seq(6) } });
+    writeSafetensors(f2, { 'blocks.0.fc.bias': { shape: [3], data: seq(3) }, 'blocks.1.fc.weight': { shape: [3, 2], data: seq(6).map((v) => 10 + v) }, 'blocks.1.fc.bias': { shape: [3], data: seq(3) } });
+    const vb = VarBuilder.fromFiles([f1, f2], { hidden: 2 }, { lazy: true });
+    expect(vb.storedKeys()).toEqual(['embed.weight', 'blocks.0.fc.weight', 'blocks.0.fc.bias', 'blocks.1.fc.weight', 'blocks.1.fc.bias']);
+    expect(vb.pp('blocks').pp(1).storedKeys()).toEqual(['blocks.1.fc.weight', 'blocks.1.fc.bias']);
+    expect(vb.storedShape('blocks.1.fc.weight')).toEqual([3, 2]);
+    expect(vb.storedShape('blocks.2.fc.weight')).toBeUndefined();
+    // The root hands out no weights and is not finished: weights come through sections, the root is closed.
+    expect(() => vb.get('embed.weight', [4, 2])).toThrow(/get\('embed\.weight'\) on a lazy builder: read weights through section\(keys\)/);
+    expect(() => vb.finish()).toThrow(/lazy builder is checked per section\(keys\) and ended with close\(\)/);
+    expect(() => vb.section(['blocks.9.fc.weight'], 'blocks.9')).toThrow(/VarBuilder\.section\('blocks\.9'\): .* has no key\(s\) 'blocks\.9\.fc\.weight'/);
+
+    const before = tf.memory().numTensors;
+    const baseBytes = tf.memory().numBytes;
+    const block = (i: number) => vb.storedKeys().filter((k) => k.startsWith(`blocks.${i}.`));
+    const load = (i: number) => vb.section(block(i), `blocks.${i}`).build((s) => ({ w: s.pp('blocks').pp(i).get('fc.weight', [3, 2], 'linear'), b: s.pp('blocks').pp(i).get('fc.bias', [3]) }));
+    for (const i of [0, 1, 0]) {
+      // Run block by block: only one block's tensors are ever alive (the section keeps none of them).
+      const p = load(i);
+      expect(tf.memory().numBytes - baseBytes).toBe(4 * (6 + 3));
+      expect(Array.from(p.w.dataSync())).toEqual(i === 0 ? [0, 2, 4, 1, 3, 5] : [10, 12, 14, 11, 13, 15]);
+      tf.dispose([p.w, p.b]);
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    // A section is strict about its own keys only (the other block and the embedding are not its business), its
+    // errors carry its name, and a failed section leaves the files open for the next one.
+    expect(() => vb.section(block(1), 'blocks.1').build((s) => s.pp('blocks.1').get('fc.weight', [3, 2]))).toThrow(
+      /^blocks\.1: .*model-00001-of-00002\.safetensors.*: weights do not match the model: 1 unexpected key\(s\): blocks\.1\.fc\.bias$/,
+    );
+    expect(() => vb.section(block(0), 'blocks.0').build((s) => s.get('embed.weight', [4, 2]))).toThrow(/1 missing key\(s\): embed\.weight \[4, 2\]\. 2 unexpected key\(s\): blocks\.0\.fc\.weight, blocks\.0\.fc\.bias/);
+    expect(tf.memory().numTensors).toBe(before);
+    const embed = vb.section(['embed.weight'], 'embedding').build((s) => s.get('embed.weight', [4, 2]));
+    expect(Array.from(embed.dataSync())).toEqual(Array.from(seq(8)));
+    embed.dispose();
+    vb.close();
+
+    // Non-lazy builders have no sections; fromFolder takes the option too.
+    const eager = VarBuilder.fromFiles([f1]);
+    expect(() => eager.section(['embed.weight'], 'embedding')).toThrow(/needs a lazy builder \(fromFiles\/fromFolder with \{ lazy: true \}\)/);
+    eager.abort();
+    fs.writeFileSync(path.join(lazyDir, 'config.json'), '{"hidden": 2}');
+    fs.writeFileSync(path.join(lazyDir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'embed.weight': path.basename(f1), 'blocks.1.fc.bias': path.basename(f2) } }));
+    const folder = VarBuilder.fromFolder(lazyDir, { lazy: true });
+    expect(folder.config.hidden).toBe(2);
+    const bias = folder.section(['blocks.1.fc.bias'], 'bias').build((s) => s.get('blocks.1.fc.bias', [3]));
+    expect(Array.from(bias.dataSync())).toEqual([0, 1, 2]);
+    bias.dispose();
+    folder.close();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -10,13 +10,16 @@
  *   vb.finish();                                       // throws WeightLoadError listing EVERY missing, unexpected
  *                                                      // and mis-shaped key; disposes what was loaded on failure
  *
- *   VarBuilder.fromFolder(dir, {weightsFile?})          component folder
- *   VarBuilder.fromFiles(paths, config?)               one or more .safetensors files (keys must not repeat)
+ *   VarBuilder.fromFolder(dir, {weightsFile?, lazy?})   component folder
+ *   VarBuilder.fromFiles(paths, config?, {lazy?})      one or more .safetensors files (keys must not repeat)
  *   VarBuilder.fromHostTensors(map, config?)           in-memory tensors (tests)
  *   VarBuilder.synthetic({seed, std, config})          deterministic random weights for any requested key (benchmarks)
  *   vb.pp(name | index)                                path prefix, joined with '.'
  *   vb.key(name)                                       the full upstream key
  *   vb.has(name)                                       whether the key exists (does not mark it used)
+ *   vb.storedKeys() / vb.storedShape(name)             the stored keys under this prefix / one's stored shape
+ *   vb.ignore(name | names)                            keys the model leaves unused on purpose (buffers, another
+ *                                                      tower): finish() does not report them; each must exist
  *   vb.get(name, upstreamShape, layout = 'none')       a kept tf.Tensor, converted to our layout:
  *        'none'    as stored
  *        'linear'  torch Linear [out, in]           -> [in, out]     (y = x·W + b with a plain 2-D matMul)
@@ -30,8 +33,20 @@
  *   vb.enableTrainable()                               (training) every tensor handed out by get/derived is a
  *                                                      trainable tf.Variable; vb.trainableVariables() lists them
  *   vb.finish({keepOpen?})                             see above; closes the files unless keepOpen
+ *   vb.build(make, {keepOpen?})                        make(vb) then finish(); if make throws, every tensor is
+ *                                                      disposed, the files closed, and key problems appended
  *   vb.fork() / vb.close()                             unchecked builder over the same open files (per-block upload)
  *   vb.abort()                                         construction failed: dispose what was created, close
+ *
+ * Lazy builders (block-by-block models, whose weights do not all fit in memory at once): built with
+ * `{ lazy: true }`, the root is only an open index of the files (keys and shapes; nothing is read). Weights come
+ * from sections, each a strict builder over a subset of the keys, used for one block (or part) and released:
+ *   const vb = VarBuilder.fromFiles(paths, config, { lazy: true });
+ *   const block = vb.section(keysOfBlock(i), `blocks.${i}`).build((s) => Block.load(s.pp('blocks').pp(i)));
+ *   ...run, block.dispose()...                         // nothing of it stays in the builder
+ *   vb.close();                                        // when the model is disposed
+ * A section's finish() checks only its keys (prefixing errors with its name), disposes only its own tensors on
+ * failure, and never closes the files. The root hands out no weights and has no finish().
  *
  * Keys are the verbatim upstream parameter names; the weights are read lazily (one tensor at a time, F16/BF16
  * upcast to float32 by lib/io/safetensors) and converted on the host, so no layout transpose runs per call.
@@ -162,6 +177,24 @@ class SyntheticSource implements WeightSource {
   close(): void {}
 }
 
+/** A section of a lazy builder's source: only `keys`, read through the parent; closing it leaves the files open. */
+class SectionSource implements WeightSource {
+  constructor(private readonly parent: WeightSource, private readonly keys: ReadonlySet<string>, readonly description: string) {}
+  names(): string[] {
+    return [...this.keys];
+  }
+  has(name: string): boolean {
+    return this.keys.has(name);
+  }
+  shape(name: string): readonly number[] {
+    return this.parent.shape(name);
+  }
+  read(name: string): HostTensor {
+    return this.parent.read(name);
+  }
+  close(): void {}
+}
+
 class MapSource implements WeightSource {
   readonly description = 'in-memory weights';
   constructor(private readonly map: ReadonlyMap<string, HostTensor>) {}
@@ -194,7 +227,13 @@ class LoadSession {
    * A forked session (see VarBuilder.fork) neither checks nor closes the shared source. `hostCache` (shared by
    * forks) keeps every weight's final host data once built, so that rebuilding a block is only an upload.
    */
-  constructor(readonly source: WeightSource, readonly forked = false, public hostCache: Map<string, HostArray> | null = null) {}
+  constructor(
+    readonly source: WeightSource,
+    readonly forked = false,
+    public hostCache: Map<string, HostArray> | null = null,
+    /** A lazy root (see the header): an index for section(); it hands out no weights and is ended by close(). */
+    readonly lazy = false,
+  ) {}
 }
 
 const WEIGHT_FILE_CANDIDATES = ['diffusion_pytorch_model.safetensors', 'model.safetensors', 'weights.safetensors'];
@@ -282,14 +321,18 @@ export class VarBuilder {
     this.config = config;
   }
 
-  /** A diffusers/transformers component folder: config.json plus its weights. */
-  static fromFolder(dir: string, opts: { weightsFile?: string } = {}): VarBuilder {
+  /** A diffusers/transformers component folder: config.json plus its weights (`lazy`: see fromFiles). */
+  static fromFolder(dir: string, opts: { weightsFile?: string; lazy?: boolean } = {}): VarBuilder {
     const config = readComponentConfig(dir);
-    return new VarBuilder(new LoadSession(new FilesSource(componentWeightFiles(dir, opts.weightsFile))), '', config);
+    return VarBuilder.fromFiles(componentWeightFiles(dir, opts.weightsFile), config, { lazy: opts.lazy });
   }
 
-  static fromFiles(paths: string[], config: Record<string, unknown> = {}): VarBuilder {
-    return new VarBuilder(new LoadSession(new FilesSource(paths)), '', config);
+  /**
+   * One or more .safetensors files. `lazy`: the builder is an open index for block-by-block loading (see the
+   * header): weights come only through section(keys), the files stay open until close().
+   */
+  static fromFiles(paths: readonly string[], config: Record<string, unknown> = {}, opts: { lazy?: boolean } = {}): VarBuilder {
+    return new VarBuilder(new LoadSession(new FilesSource([...paths]), false, null, opts.lazy ?? false), '', config);
   }
 
   /** Pseudo-random weights (variance std², deterministic per key and seed) for whatever the model requests. */
@@ -315,6 +358,64 @@ export class VarBuilder {
     return this.session.source.has(this.key(name));
   }
 
+  /** The full keys stored under this prefix (all of them at the root), in file order. */
+  storedKeys(): string[] {
+    const all = this.session.source.names();
+    return this.prefix === '' ? all : all.filter((n) => n.startsWith(`${this.prefix}.`));
+  }
+
+  /** The stored (upstream) shape of `name`, or undefined when there is no such key. Reads no data. */
+  storedShape(name: string): readonly number[] | undefined {
+    const key = this.key(name);
+    return this.session.source.has(key) ? this.session.source.shape(key) : undefined;
+  }
+
+  /**
+   * Marks `names` as intentionally unused (buffers upstream never reads, a tower this model does not build):
+   * finish() does not report them as unexpected. Each must exist; an unknown name throws, naming it.
+   */
+  ignore(names: string | readonly string[]): void {
+    const s = this.session;
+    if (s.finished) throw new Error(`VarBuilder: ignore() after finish()`);
+    const list = typeof names === 'string' ? [names] : names;
+    const unknown = list.map((n) => this.key(n)).filter((k) => !s.source.has(k));
+    if (unknown.length) throw new Error(`VarBuilder.ignore: ${s.source.description} has no key(s) ${unknown.map((k) => `'${k}'`).join(', ')}`);
+    for (const n of list) s.used.add(this.key(n));
+  }
+
+  /**
+   * A strict builder over `keys` (full keys, as storedKeys() lists them) of this lazy builder's open files, with
+   * the key prefix '' (use pp() inside). Only those keys exist for it; its finish() reports missing, unexpected
+   * and mis-shaped keys among them, prefixed with `what`, disposes only its own tensors on failure, and leaves
+   * the files open. The tensors it hands out belong to the caller.
+   */
+  section(keys: Iterable<string>, what: string): VarBuilder {
+    const s = this.session;
+    if (!s.lazy) throw new Error(`VarBuilder.section('${what}'): needs a lazy builder (fromFiles/fromFolder with { lazy: true })`);
+    const set = new Set(keys);
+    const unknown = [...set].filter((k) => !s.source.has(k));
+    if (unknown.length) throw new Error(`VarBuilder.section('${what}'): ${s.source.description} has no key(s) ${unknown.map((k) => `'${k}'`).join(', ')}`);
+    return new VarBuilder(new LoadSession(new SectionSource(s.source, set, `${what}: ${s.source.description}`)), '', this.config as Record<string, unknown>);
+  }
+
+  /**
+   * Runs `make(this)` and then finish() (strict). If `make` throws, every tensor this builder created is disposed,
+   * the files are closed (a section leaves them open), and the key problems found so far are appended to the error.
+   */
+  build<T>(make: (vb: VarBuilder) => T, opts: { keepOpen?: boolean } = {}): T {
+    let built: T;
+    try {
+      built = make(this);
+    } catch (e) {
+      const problems = this.session.forked ? null : this.problems();
+      this.abort();
+      if (problems && e instanceof Error) e.message += ` (and: ${problems.message})`;
+      throw e;
+    }
+    this.finish(opts);
+    return built;
+  }
+
   /**
    * Host data of `name` in our layout; records a problem (and returns zeros) when missing or mis-shaped.
    * With the host cache on (see enableHostCache) the result is kept unless `cache: false` (data that only feeds
@@ -323,6 +424,7 @@ export class VarBuilder {
   host(name: string, upstreamShape: readonly number[], layout: WeightLayout = 'none', opts: { cache?: boolean } = {}): HostArray {
     const s = this.session;
     if (s.finished) throw new Error(`VarBuilder: get('${this.key(name)}') after finish()`);
+    if (s.lazy) throw new Error(`VarBuilder: get('${this.key(name)}') on a lazy builder: read weights through section(keys)`);
     const key = this.key(name);
     const cacheKey = `${key}|${layout}`;
     const hit = s.hostCache?.get(cacheKey);
@@ -338,6 +440,7 @@ export class VarBuilder {
    */
   derived(id: string, make: () => HostArray): tf.Tensor {
     const s = this.session;
+    if (s.lazy) throw new Error(`VarBuilder: derived('${this.key(id)}') on a lazy builder: read weights through section(keys)`);
     const cacheKey = `${this.key(id)}|derived`;
     let h = s.hostCache?.get(cacheKey);
     if (!h) {
@@ -446,14 +549,23 @@ export class VarBuilder {
    */
   finish(opts: { keepOpen?: boolean } = {}): void {
     const s = this.session;
+    if (s.lazy) throw new Error('VarBuilder: a lazy builder is checked per section(keys) and ended with close(), not finish()');
     if (s.finished || s.forked) return;
     s.finished = true;
-    const unexpected = s.source.names().filter((n) => !s.used.has(n));
-    if (s.missing.length || unexpected.length || s.misshaped.length) {
+    const problems = this.problems();
+    if (problems) {
       for (const t of s.owned) t.dispose();
       s.source.close();
-      throw new WeightLoadError(s.source.description, s.missing, unexpected, s.misshaped);
+      throw problems;
     }
     if (!opts.keepOpen) s.source.close();
+  }
+
+  /** Every missing, unexpected (present, neither requested nor ignored) and mis-shaped key so far, or null. */
+  private problems(): WeightLoadError | null {
+    const s = this.session;
+    const unexpected = s.source.names().filter((n) => !s.used.has(n));
+    if (!s.missing.length && !unexpected.length && !s.misshaped.length) return null;
+    return new WeightLoadError(s.source.description, s.missing, unexpected, s.misshaped);
   }
 }

@@ -9,9 +9,8 @@
  * transformers 4.31; older saves contain them and transformers ignores them).
  */
 import * as path from 'path';
-import { SafetensorsFile } from '../../io/safetensors';
-import { componentWeightFiles, readComponentConfig } from '../../weights';
-import { withFilteredWeights } from '../clip/load';
+import { componentWeightFiles, readComponentConfig, VarBuilder } from '../../weights';
+import { ignorePresent } from '../clip/load';
 import { parseClapTextConfig } from './config';
 import { ClapTextModelWithProjection } from './text-model';
 
@@ -26,19 +25,10 @@ export function isFullClapModel(json: Record<string, unknown>): boolean {
   return (Array.isArray(arch) && arch.includes('ClapModel')) || (typeof json.text_config === 'object' && json.text_config !== null);
 }
 
-/** The keys to skip in `files`: the ignored buffers, plus the audio side of a full ClapModel. */
-function skippedKeys(files: readonly string[], fullModel: boolean): string[] {
-  const out = [...CLAP_TEXT_IGNORED_KEYS];
-  if (!fullModel) return out;
-  for (const file of files) {
-    const f = SafetensorsFile.open(file);
-    try {
-      for (const n of f.names()) if (CLAP_AUDIO_KEY_PREFIXES.some((p) => n.startsWith(p))) out.push(n);
-    } finally {
-      f.close();
-    }
-  }
-  return out;
+/** Marks the keys this text encoder skips as unused: the ignored buffers, plus the audio side of a full ClapModel. */
+function ignoreSkippedKeys(vb: VarBuilder, fullModel: boolean): void {
+  ignorePresent(vb, CLAP_TEXT_IGNORED_KEYS);
+  if (fullModel) vb.ignore(vb.storedKeys().filter((n) => CLAP_AUDIO_KEY_PREFIXES.some((p) => n.startsWith(p))));
 }
 
 export interface ClapTextLoadOptions {
@@ -52,7 +42,10 @@ export function loadClapTextModel(dir: string, opts: ClapTextLoadOptions = {}): 
   const config = parseClapTextConfig(json);
   const files = componentWeightFiles(dir, opts.weightsFile);
   try {
-    return withFilteredWeights(files, json, skippedKeys(files, isFullClapModel(json)), (vb) => ClapTextModelWithProjection.load(vb, config));
+    return VarBuilder.fromFiles(files, json).build((vb) => {
+      ignoreSkippedKeys(vb, isFullClapModel(json));
+      return ClapTextModelWithProjection.load(vb, config);
+    });
   } catch (e) {
     (e as Error).message = `${path.resolve(dir)}: ${(e as Error).message}`;
     throw e;

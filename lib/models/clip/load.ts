@@ -4,12 +4,10 @@
  *
  * One key is skipped on purpose: `text_model.embeddings.position_ids`. It is a non-persistent buffer since
  * transformers 4.31, but checkpoints saved earlier (SD-1.x, SD-2.x, SDXL text encoders) still contain it, often
- * as int64; transformers drops model buffers from its "unexpected keys" and never reads it. lib/weights'
- * VarBuilder has no way to skip a key, so this file holds the smallest local helper for it: a VarBuilder over
- * the files' tensors minus the skipped keys, each read lazily on first use (no copy of the whole checkpoint).
+ * as int64; transformers drops model buffers from its "unexpected keys" and never reads it. Here it is passed
+ * to VarBuilder.ignore when present (ignorePresent below), so finish() does not report it.
  */
 import * as path from 'path';
-import { HostTensor, SafetensorsFile, tfjsDTypeOf } from '../../io/safetensors';
 import { componentWeightFiles, readComponentConfig, VarBuilder } from '../../weights';
 import { hasTextProjection, parseClipTextConfig } from './config';
 import { ClipTextModel } from './text-model';
@@ -17,37 +15,9 @@ import { ClipTextModel } from './text-model';
 /** Checkpoint keys that upstream ignores when loading a CLIP text model. */
 export const CLIP_TEXT_IGNORED_KEYS: readonly string[] = ['text_model.embeddings.position_ids'];
 
-/**
- * Runs `build` on a VarBuilder over `files` without the `ignored` keys, then `finish()`es it (which throws a
- * WeightLoadError naming every missing, unexpected and mis-shaped key) and closes the files.
- */
-export function withFilteredWeights<T>(files: readonly string[], config: Record<string, unknown>, ignored: readonly string[], build: (vb: VarBuilder) => T): T {
-  const opened: SafetensorsFile[] = [];
-  try {
-    const tensors = new Map<string, HostTensor>();
-    for (const file of files) {
-      const f = SafetensorsFile.open(file);
-      opened.push(f);
-      for (const name of f.names()) {
-        if (ignored.includes(name)) continue;
-        if (tensors.has(name)) throw new Error(`key '${name}' appears in more than one of ${files.join(', ')}`);
-        const info = f.info(name);
-        tensors.set(name, {
-          dtype: tfjsDTypeOf(info.dtype),
-          shape: [...info.shape],
-          get data() {
-            return f.read(name).data;
-          },
-        });
-      }
-    }
-    const vb = VarBuilder.fromHostTensors(tensors, config);
-    const model = build(vb);
-    vb.finish();
-    return model;
-  } finally {
-    for (const f of opened) f.close();
-  }
+/** Marks those of `keys` that the checkpoint holds as intentionally unused (older saves have them, newer do not). */
+export function ignorePresent(vb: VarBuilder, keys: readonly string[]): void {
+  vb.ignore(keys.filter((k) => vb.has(k)));
 }
 
 export interface ClipTextLoadOptions {
@@ -64,7 +34,10 @@ export function loadClipTextModel(dir: string, opts: ClipTextLoadOptions = {}): 
   const withProjection = opts.withProjection ?? hasTextProjection(json);
   const files = componentWeightFiles(dir, opts.weightsFile);
   try {
-    return withFilteredWeights(files, json, CLIP_TEXT_IGNORED_KEYS, (vb) => ClipTextModel.load(vb, config, { withProjection }));
+    return VarBuilder.fromFiles(files, json).build((vb) => {
+      ignorePresent(vb, CLIP_TEXT_IGNORED_KEYS);
+      return ClipTextModel.load(vb, config, { withProjection });
+    });
   } catch (e) {
     (e as Error).message = `${path.resolve(dir)}: ${(e as Error).message}`;
     throw e;

@@ -14,7 +14,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { VarBuilder, WeightLoadError } from '../../weights';
-import { LazyIndex, buildStrict } from '../t5/lazy-weights';
 import { DoubleBlockParts, SingleBlockParts, UsePart, doubleBlockForward, doublePartLoaders, singleBlockForward, singlePartLoaders } from './blocks';
 import { FluxTransformerConfig, fluxInnerDim } from './config';
 import { Rope } from './rope';
@@ -35,7 +34,8 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
   private readonly singleLoaders: Loaders<SingleBlockParts>;
 
   private constructor(
-    private readonly index: LazyIndex,
+    /** A lazy VarBuilder over the open weight files (lib/weights); each block part is one strict section of it. */
+    private readonly vb: VarBuilder,
     /** Full key names of each block, by kind and index. */
     private readonly keys: { double: string[][]; single: string[][] },
     cfg: FluxTransformerConfig,
@@ -51,7 +51,7 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
     return <K extends keyof P, T>(name: K, fn: (part: P[K]) => T): T => {
       const partPrefix = `${prefix}.${i}.${String(name)}`;
       const names = blockKeys.filter((k) => k.startsWith(`${partPrefix}.`));
-      const part = buildStrict(this.index, names, partPrefix, (vb) => loaders[name](vb.pp(prefix).pp(i))) as P[K] & { dispose(): void };
+      const part = this.vb.section(names, partPrefix).build((vb) => loaders[name](vb.pp(prefix).pp(i))) as P[K] & { dispose(): void };
       try {
         this.probe?.(partPrefix, 'loaded');
         const out = fn(part);
@@ -73,7 +73,7 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
 
   /** Closes the weight files. */
   dispose(): void {
-    this.index.close();
+    this.vb.close();
   }
 
   /** Loads every part of block 0 of `kind` strictly (then disposes it); keys of block 0 outside every part are unexpected. */
@@ -90,12 +90,12 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
    * block's keys as described in the file header. The returned model keeps the files open until dispose().
    */
   static open(paths: readonly string[], cfg: FluxTransformerConfig, opts: { probe?: PartProbe } = {}): FluxTransformer2DModel {
-    const index = new LazyIndex(paths);
+    const vb = VarBuilder.fromFiles(paths, {}, { lazy: true });
     try {
       const groups = { double: new Map<number, string[]>(), single: new Map<number, string[]>() };
       const other: string[] = [];
       const unexpected: string[] = [];
-      for (const name of index.where.keys()) {
+      for (const name of vb.storedKeys()) {
         const m = BLOCK_KEY.exec(name);
         if (!m) {
           other.push(name);
@@ -114,7 +114,7 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
       // Every block must have block 0's relative names and shapes.
       const misshaped: string[] = [];
       const missing: string[] = [];
-      const signature = (names: readonly string[]) => new Map(names.map((n) => [BLOCK_KEY.exec(n)![3], index.where.get(n)!.info(n).shape.join(', ')]));
+      const signature = (names: readonly string[]) => new Map(names.map((n) => [BLOCK_KEY.exec(n)![3], vb.storedShape(n)!.join(', ')]));
       const keys = { double: [] as string[][], single: [] as string[][] };
       for (const [kind, count, prefix] of [['double', cfg.numLayers, DOUBLE_PREFIX], ['single', cfg.numSingleLayers, SINGLE_PREFIX]] as const) {
         const ref = signature(groups[kind].get(0) ?? []);
@@ -132,8 +132,8 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
       }
       if (missing.length || unexpected.length || misshaped.length) throw new WeightLoadError(paths.join(', '), missing, unexpected, misshaped);
 
-      const parts = buildStrict(index, other, 'non-block parameters', (vb) => FluxTransformer2DModel.loadNonBlockParts(vb, cfg));
-      const source = new BlockByBlockFluxBlocks(index, keys, cfg, opts.probe);
+      const parts = vb.section(other, 'non-block parameters').build((s) => FluxTransformer2DModel.loadNonBlockParts(s, cfg));
+      const source = new BlockByBlockFluxBlocks(vb, keys, cfg, opts.probe);
       try {
         if (cfg.numLayers > 0) source.checkBlockZero(DOUBLE_PREFIX, keys.double[0], source.doubleLoaders);
         if (cfg.numSingleLayers > 0) source.checkBlockZero(SINGLE_PREFIX, keys.single[0], source.singleLoaders);
@@ -143,7 +143,7 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
       }
       return new FluxTransformer2DModel(cfg, parts, source);
     } catch (e) {
-      index.close();
+      vb.close();
       throw e;
     }
   }

@@ -23,20 +23,7 @@ export interface FluxLoadOptions {
 /** From explicit safetensors files and a parsed config. */
 export function loadFluxTransformerFromFiles(files: string[], cfg: FluxTransformerConfig, mode: FluxLoadMode = 'resident', opts: { probe?: PartProbe } = {}): FluxTransformer2DModel {
   if (mode === 'block-by-block') return BlockByBlockFluxBlocks.open(files, cfg, opts);
-  const vb = VarBuilder.fromFiles(files);
-  let model: FluxTransformer2DModel;
-  try {
-    model = FluxTransformer2DModel.fromVarBuilder(vb, cfg);
-  } catch (e) {
-    try {
-      vb.finish();
-    } catch (e2) {
-      (e as Error).message += ` (and: ${(e2 as Error).message})`;
-    }
-    throw e;
-  }
-  vb.finish();
-  return model;
+  return VarBuilder.fromFiles(files).build((vb) => FluxTransformer2DModel.fromVarBuilder(vb, cfg));
 }
 
 /** From a diffusers `transformer/` folder. */

@@ -7,10 +7,9 @@
  * table, which only block 0 has), and blocks beyond num_layers are unexpected.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { WeightLoadError } from '../../weights';
+import { VarBuilder, WeightLoadError } from '../../weights';
 import { T5EncoderConfig } from './config';
 import { T5Block, T5BlockSource, T5EncoderModel, T5_RELATIVE_BIAS_KEY } from './encoder';
-import { LazyIndex, buildStrict } from './lazy-weights';
 
 const BLOCK_KEY = /^encoder\.block\.(\d+)\.(.+)$/;
 
@@ -18,7 +17,8 @@ export class BlockByBlockT5Blocks implements T5BlockSource {
   readonly mode = 'block-by-block';
 
   private constructor(
-    private readonly index: LazyIndex,
+    /** A lazy VarBuilder over the open weight files (lib/weights); each block is one strict section of it. */
+    private readonly vb: VarBuilder,
     private readonly keys: string[][],
     private readonly cfg: T5EncoderConfig,
   ) {}
@@ -28,7 +28,7 @@ export class BlockByBlockT5Blocks implements T5BlockSource {
   }
 
   private load(i: number): T5Block {
-    return buildStrict(this.index, this.keys[i], `encoder.block.${i}`, (vb) => T5Block.load(vb.pp('encoder.block').pp(i), this.cfg));
+    return this.vb.section(this.keys[i], `encoder.block.${i}`).build((vb) => T5Block.load(vb.pp('encoder.block').pp(i), this.cfg));
   }
 
   run(i: number, h: tf.Tensor3D, bias: (b: number, head: number) => tf.Tensor): tf.Tensor3D {
@@ -42,16 +42,16 @@ export class BlockByBlockT5Blocks implements T5BlockSource {
 
   /** Closes the weight files. */
   dispose(): void {
-    this.index.close();
+    this.vb.close();
   }
 
   static open(paths: readonly string[], cfg: T5EncoderConfig): T5EncoderModel {
-    const index = new LazyIndex(paths);
+    const vb = VarBuilder.fromFiles(paths, {}, { lazy: true });
     try {
       const groups = new Map<number, string[]>();
       const other: string[] = [];
       const unexpected: string[] = [];
-      for (const name of index.where.keys()) {
+      for (const name of vb.storedKeys()) {
         const m = BLOCK_KEY.exec(name);
         if (!m || name === T5_RELATIVE_BIAS_KEY) {
           other.push(name);
@@ -65,7 +65,7 @@ export class BlockByBlockT5Blocks implements T5BlockSource {
         if (!groups.has(i)) groups.set(i, []);
         groups.get(i)!.push(name);
       }
-      const signature = (names: readonly string[]) => new Map(names.map((n) => [BLOCK_KEY.exec(n)![2], index.where.get(n)!.info(n).shape.join(', ')]));
+      const signature = (names: readonly string[]) => new Map(names.map((n) => [BLOCK_KEY.exec(n)![2], vb.storedShape(n)!.join(', ')]));
       const ref = signature(groups.get(0) ?? []);
       const keys: string[][] = [];
       const missing: string[] = [];
@@ -82,8 +82,8 @@ export class BlockByBlockT5Blocks implements T5BlockSource {
         for (const rel of sig.keys()) if (!ref.has(rel)) unexpected.push(`encoder.block.${i}.${rel}`);
       }
       if (missing.length || unexpected.length || misshaped.length) throw new WeightLoadError(paths.join(', '), missing, unexpected, misshaped);
-      const parts = buildStrict(index, other, 'non-block parameters', (vb) => T5EncoderModel.loadNonBlockParts(vb, cfg));
-      const source = new BlockByBlockT5Blocks(index, keys, cfg);
+      const parts = vb.section(other, 'non-block parameters').build((s) => T5EncoderModel.loadNonBlockParts(s, cfg));
+      const source = new BlockByBlockT5Blocks(vb, keys, cfg);
       try {
         if (cfg.numLayers > 0) source.load(0).dispose(); // block 0 strictly
       } catch (e) {
@@ -93,7 +93,7 @@ export class BlockByBlockT5Blocks implements T5BlockSource {
       }
       return new T5EncoderModel(cfg, parts, source);
     } catch (e) {
-      index.close();
+      vb.close();
       throw e;
     }
   }

@@ -15,7 +15,6 @@ export { T5_V1_1_XXL_ENCODER, TINY_T5_ENCODER, parseT5Config, t5Activation } fro
 export { T5EncoderModel, T5Block, ResidentT5Blocks, T5_RELATIVE_BIAS_KEY } from './encoder';
 export type { T5EncodeOptions, T5BlockSource, T5NonBlockParts } from './encoder';
 export { BlockByBlockT5Blocks } from './block-by-block';
-export { LazyIndex, buildStrict } from './lazy-weights';
 export { RMSNorm } from './layer-norm';
 export { relativePositionBucket, relativePositionBuckets, relativePositionBias } from './relative-position';
 export { loadT5EncoderModel, loadT5EncoderFromFiles } from './load';

@@ -6,7 +6,7 @@
 import * as path from 'path';
 import { VarBuilder, componentWeightFiles, readComponentConfig } from '../../weights';
 import { BlockByBlockT5Blocks } from './block-by-block';
-import { T5EncoderConfig, parseT5Config } from './config';
+import { parseT5Config } from './config';
 import { T5EncoderModel } from './encoder';
 
 export type T5LoadMode = 'resident' | 'block-by-block';
@@ -15,28 +15,12 @@ export type T5LoadMode = 'resident' | 'block-by-block';
 export function loadT5EncoderModel(dir: string, opts: { weightsFile?: string; mode?: T5LoadMode } = {}): T5EncoderModel {
   const cfg = parseT5Config(readComponentConfig(dir), path.join(dir, 'config.json'));
   if (opts.mode === 'block-by-block') return BlockByBlockT5Blocks.open(componentWeightFiles(dir, opts.weightsFile), cfg);
-  return build(VarBuilder.fromFolder(dir, { weightsFile: opts.weightsFile }), cfg);
-}
-
-/** Builds, then finish()es (strict check); on a build error the files are closed and the loaded tensors freed. */
-function build(vb: VarBuilder, cfg: T5EncoderConfig): T5EncoderModel {
-  let model: T5EncoderModel;
-  try {
-    model = T5EncoderModel.fromVarBuilder(vb, cfg);
-  } catch (e) {
-    try {
-      vb.finish();
-    } catch (e2) {
-      (e as Error).message += ` (and: ${(e2 as Error).message})`;
-    }
-    throw e;
-  }
-  vb.finish();
-  return model;
+  return VarBuilder.fromFolder(dir, { weightsFile: opts.weightsFile }).build((vb) => T5EncoderModel.fromVarBuilder(vb, cfg));
 }
 
 /** The same from explicit .safetensors files and an already parsed config.json object. */
 export function loadT5EncoderFromFiles(files: string[], configJson: Record<string, unknown>, mode: T5LoadMode = 'resident'): T5EncoderModel {
   if (mode === 'block-by-block') return BlockByBlockT5Blocks.open(files, parseT5Config(configJson));
-  return build(VarBuilder.fromFiles(files, configJson), parseT5Config(configJson));
+  const cfg = parseT5Config(configJson);
+  return VarBuilder.fromFiles(files, configJson).build((vb) => T5EncoderModel.fromVarBuilder(vb, cfg));
 }

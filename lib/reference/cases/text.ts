@@ -6,12 +6,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { HostTensor } from '../../io/safetensors';
 import { hasTextProjection, parseClipTextConfig } from '../../models/clip/config';
-import { CLIP_TEXT_IGNORED_KEYS, withFilteredWeights } from '../../models/clip/load';
+import { CLIP_TEXT_IGNORED_KEYS, ignorePresent } from '../../models/clip/load';
 import { ClipTextModel, disposeClipTextOutput } from '../../models/clip/text-model';
 import { ClipTokenizer, clipBasicClean } from '../../tokenizers/clip-tokenizer';
 import { Encoding } from '../../tokenizers/encoding';
 import { RobertaTokenizer } from '../../tokenizers/roberta-tokenizer';
 import { resolveTokenizerSettings } from '../../tokenizers/tokenizer-config';
+import { VarBuilder } from '../../weights';
 import { CaseChecker, ReferenceCase } from '../case';
 import { compareClose, compareExact, compareFlag, Comparison, NETWORK_TOL } from '../compare';
 
@@ -97,7 +98,10 @@ export const CLIP_TEXT_CHECKER: CaseChecker = {
     const json = c.upstreamConfig();
     const config = parseClipTextConfig(json);
     const withProjection = upstreamClass(c) === 'transformers.CLIPTextModelWithProjection' || hasTextProjection(json);
-    const model = withFilteredWeights([c.file('weights.safetensors')], json, CLIP_TEXT_IGNORED_KEYS, (vb) => ClipTextModel.load(vb, config, { withProjection }));
+    const model = VarBuilder.fromFiles([c.file('weights.safetensors')], json).build((vb) => {
+      ignorePresent(vb, CLIP_TEXT_IGNORED_KEYS);
+      return ClipTextModel.load(vb, config, { withProjection });
+    });
     try {
       const ids = c.input('input_ids');
       const idsT = tf.tensor2d(Int32Array.from(ids.data), ids.shape as [number, number], 'int32');
