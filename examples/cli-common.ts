@@ -1,10 +1,13 @@
 /**
  * What the example command lines share: --flag parsing with one error listing every problem, the usage text, the
- * per-step progress marks, and small helpers for the comparison records.
+ * per-step progress marks, small helpers for the comparison records, and the contract between examples/txt2img.ts
+ * and its model families (the settings every run shares, the progress bar, `Runner` / `RunOutcome`).
  */
+import { BackendName } from '../lib/backend';
 import { RgbImage } from '../lib/io/png';
 import { FloatImage } from '../lib/metrics/image-quality';
-import { DenoiseStepRecord } from '../lib/pipelines';
+import { DenoiseStepRecord, PipelinePhase } from '../lib/pipelines';
+import { SadaConfig } from '../lib/sada/config';
 
 export type FlagKind = 'string' | 'int' | 'number' | 'bool';
 
@@ -81,4 +84,69 @@ export function floatImage(img: RgbImage): FloatImage {
 /** JSON has no Infinity/NaN: such values are recorded as strings. */
 export function finite(x: number): number | string {
   return Number.isFinite(x) ? x : String(x);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// txt2img: what every model family (examples/txt2img.ts SD, examples/txt2img-flux.ts Flux) shares
+
+/** What every txt2img run shares, whatever the model family. */
+export interface CommonSettings {
+  /** SADA config for the SADA run (also kept for --no-sada, to record it). */
+  readonly sada: SadaConfig;
+  readonly runSada: boolean;
+  readonly compare: boolean;
+  readonly outPng: string;
+  readonly backend: BackendName | undefined;
+  readonly warmup: number;
+  readonly quiet: boolean;
+}
+
+/** One progress event: the phase, and during 'denoise' the finished step's mark. */
+export interface BarEvent {
+  readonly phase: PipelinePhase;
+  readonly mark?: string;
+  readonly numSteps: number;
+  readonly nfe: number;
+}
+
+/** Progress on stderr: one line per phase (a redrawn line on a TTY) with the step marks, NFE and time. */
+export class ProgressBar {
+  private marks = '';
+  private readonly t0 = Date.now();
+  constructor(private readonly label: string, private readonly out: NodeJS.WritableStream & { isTTY?: boolean }, private readonly quiet: boolean) {}
+  get stepMarks(): string {
+    return this.marks;
+  }
+  update(p: BarEvent): void {
+    if (p.mark) this.marks += p.mark;
+    if (this.quiet) return;
+    const line = `${this.label} ${p.phase.padEnd(7)} [${this.marks.padEnd(p.numSteps, '.')}] step ${this.marks.length}/${p.numSteps} NFE ${p.nfe} ${((Date.now() - this.t0) / 1000).toFixed(1)}s`;
+    if (this.out.isTTY) this.out.write(`\r${line}`);
+    else if (p.phase !== 'denoise' || this.marks.length === p.numSteps) this.out.write(`${line}\n`);
+  }
+  done(): void {
+    if (!this.quiet && this.out.isTTY) this.out.write('\n');
+  }
+}
+
+/** One finished run, whatever the model family: what the comparison and the JSON record need. */
+export interface RunOutcome {
+  readonly image: RgbImage;
+  readonly nfe: number;
+  readonly denoiseMs: number;
+  readonly totalMs: number;
+  readonly stepModes: string;
+  /** The run's JSON record, given where its PNG went. */
+  readonly record: (label: string, png: string) => Record<string, unknown>;
+}
+
+/** A loaded model behind one interface: a warm-up, one timed run, and what goes into the JSON record. */
+export interface Runner {
+  readonly numSteps: number;
+  readonly model: Record<string, unknown>;
+  readonly params: Record<string, unknown>;
+  readonly legend: string;
+  warmup(steps: number): Promise<void>;
+  run(sada: SadaConfig | null, bar: ProgressBar): Promise<RunOutcome>;
+  dispose(): void;
 }

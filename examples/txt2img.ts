@@ -6,13 +6,10 @@
  *
  *   npm run txt2img -- --model-dir ./stable-diffusion-2-1 --prompt "A professional photograph of a red panda." \
  *                      --steps 50 --solver dpmpp-2m --compare --out out/panda.png
- *   npm run txt2img -- --model-dir ./FLUX.1-dev --prompt "A cat holding a sign that says hello world" \
- *                      --steps 50 --guidance-scale 3.5 --compare --out out/flux-cat.png
  *
- * Flux runs lib/pipelines/flux.ts `fluxTxt2Img` (flow-matching Euler; SADA's flow variant with the flux_demo
- * preset FLUX_SADA, scaled to --steps); --guidance-scale is FLUX.1-dev's guidance embedding (no CFG batch), and
- * flags that have no Flux meaning (negative prompts, other solvers, ControlNet, clip skip, UNet weights) are
- * rejected with the reason. `--token-pruning` switches on the Flux token-pruning extension (off = parity).
+ * This file: the flags, the checks every family shares, the Stable Diffusion family (lib/pipelines `txt2img`) and
+ * the run (warm-up, baseline / SADA, PNGs, JSON record). A FLUX.1 folder is handed to examples/txt2img-flux.ts
+ * (`resolveFluxSettings`, `fluxRunner`); both families run behind cli-common.ts's `Runner`.
  *
  * Run with --help for every flag. All input is checked before any weight is loaded or any backend initialised;
  * a bad value fails with a message listing what is valid (exit code 2). Progress goes to stderr.
@@ -22,24 +19,21 @@ import * as path from 'path';
 import { BACKEND_NAMES, BackendName, describeBackend, selectBackend } from '../lib/backend';
 import { RgbImage, imageGrid, readPng, writePng } from '../lib/io/png';
 import { psnr, ssim } from '../lib/metrics/image-quality';
-import { FluxLoadMode, FluxTransformer2DModel } from '../lib/models/flux';
 import {
-  LoadedPipeline, PipelineFolder, PipelinePhase, SOLVER_NAMES, SolverName, Txt2ImgParams, Txt2ImgResult, checkTxt2ImgParams,
+  LoadedPipeline, PipelineFolder, SOLVER_NAMES, SolverName, Txt2ImgParams, Txt2ImgResult, checkTxt2ImgParams,
   defaultSadaConfig, inspectPipelineFolder, loadPipeline, txt2img,
 } from '../lib/pipelines';
-import { FluxPipeline, FluxTxt2ImgParams, FluxTxt2ImgResult, fluxTxt2Img, loadFluxPipeline } from '../lib/pipelines/flux';
 import { FLUX_SADA, SADA_DEFAULTS, SADA_REFERENCE_STEPS, SD2_SADA, SDXL_SADA, SadaConfig, resolveSadaConfig, scaleSadaConfig } from '../lib/sada/config';
-import { parseFlowMatchConfig } from '../lib/schedules';
 import { FLUX_DEV_T5_MAX_LENGTH } from '../lib/tokenizers/t5-tokenizer';
-import { componentWeightFiles } from '../lib/weights';
-import { Flag, ParsedFlags, UsageError, finite, floatImage, formatUsage, parseFlags, stepMark } from './cli-common';
+import {
+  CommonSettings, Flag, ParsedFlags, ProgressBar, RunOutcome, Runner, UsageError, finite, floatImage, formatUsage, parseFlags, stepMark,
+} from './cli-common';
+import { FLUX_PIPELINE_CLASS, FLUX_SOLVER, FluxCliSettings, fluxDefaultSada, fluxRunner, isFluxFolder, resolveFluxSettings } from './txt2img-flux';
+
+export type { FluxCliSettings } from './txt2img-flux';
 
 // ---------------------------------------------------------------------------------------------------------------
 // flags
-
-/** The only solver of a Flux folder: FlowMatchEulerDiscreteScheduler's step x' = x + (σ' − σ)·v (lib/solvers/flow-euler). */
-const FLUX_SOLVER = 'flow-euler';
-
 
 const FLAGS: readonly Flag[] = [
   { name: 'model-dir', kind: 'string', help: 'diffusers pipeline folder: Stable Diffusion (unet/, vae/, text_encoder/, tokenizer/, scheduler/) or FLUX.1 (transformer/, text_encoder_2/, ...) [required]' },
@@ -92,21 +86,8 @@ export function usage(): string {
     'SADA knobs (--acc-range ... --sy) override the preset after it is scaled to --steps.');
 }
 
-
 // ---------------------------------------------------------------------------------------------------------------
 // settings
-
-/** What every run shares, whatever the model family. */
-interface CommonSettings {
-  /** SADA config for the SADA run (also kept for --no-sada, to record it). */
-  readonly sada: SadaConfig;
-  readonly runSada: boolean;
-  readonly compare: boolean;
-  readonly outPng: string;
-  readonly backend: BackendName | undefined;
-  readonly warmup: number;
-  readonly quiet: boolean;
-}
 
 export interface SdCliSettings extends CommonSettings {
   readonly family: 'sd';
@@ -115,40 +96,9 @@ export interface SdCliSettings extends CommonSettings {
   readonly unetWeights: 'resident' | 'per-block';
 }
 
-export interface FluxCliSettings extends CommonSettings {
-  readonly family: 'flux';
-  readonly dir: string;
-  readonly params: Required<Pick<FluxTxt2ImgParams, 'prompt' | 'height' | 'width' | 'steps' | 'guidanceScale' | 'seed' | 'maxSequenceLength'>>;
-  readonly fluxWeights: FluxLoadMode;
-  /** The --token-pruning extension (lib/pipelines/flux.ts FluxTokenPruningOptions), null = parity. */
-  readonly tokenPruning: { readonly maxFix?: number; readonly seed: number; readonly schedule: TokenPruningSchedule } | null;
-}
-
 export type CliSettings = SdCliSettings | FluxCliSettings;
 
-const TOKEN_PRUNING_SCHEDULES = ['sada-steps', 'calls'] as const;
-type TokenPruningSchedule = (typeof TOKEN_PRUNING_SCHEDULES)[number];
-
 const PRESETS: Record<string, SadaConfig> = { sd2: SD2_SADA, sdxl: SDXL_SADA, flux: FLUX_SADA, defaults: SADA_DEFAULTS };
-
-const FLUX_PIPELINE_CLASS = 'FluxPipeline';
-/** FluxPipeline.default_sample_size: the default image is 128 · vae_scale_factor (1024 for FLUX.1). */
-const FLUX_DEFAULT_SAMPLE_SIZE = 128;
-/** Seed of the anchor-cell draws of --token-pruning (fixed, so that two runs prune the same tokens). */
-const TOKEN_PRUNING_SEED = 0;
-/** FluxPipeline.__call__ default guidance_scale. */
-const FLUX_DEFAULT_GUIDANCE = 3.5;
-
-/** True when `dir` holds a model_index.json naming FluxPipeline (anything else goes to the SD folder checks). */
-function isFluxFolder(dir: string): boolean {
-  const file = path.join(dir, 'model_index.json');
-  if (!fs.existsSync(file)) return false;
-  try {
-    return (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>)._class_name === FLUX_PIPELINE_CLASS;
-  } catch {
-    return false; // not JSON: inspectPipelineFolder reports it
-  }
-}
 
 /** The preset (or the model's default), scaled from the 50 tuned steps to `steps`, then the per-knob overrides. */
 function sadaFromFlags(flags: ParsedFlags, steps: number, preset: string | undefined, modelDefault: (steps: number) => SadaConfig, accRange: [number, number] | undefined): SadaConfig {
@@ -192,7 +142,7 @@ export function resolveSettings(flags: ParsedFlags): CliSettings {
   const withSada = common.runSada || common.compare;
   const dir = str('model-dir');
   if (dir !== undefined && isFluxFolder(dir)) {
-    const settings = resolveFluxSettings(flags, dir, problems, (steps) => sadaFromFlags(flags, steps, preset, (n) => (n === SADA_REFERENCE_STEPS || n < 4 ? FLUX_SADA : scaleSadaConfig(FLUX_SADA, n)), accRange), withSada);
+    const settings = resolveFluxSettings(flags, dir, problems, (steps) => sadaFromFlags(flags, steps, preset, fluxDefaultSada, accRange), withSada);
     if (problems.length || !settings) throw new UsageError(problems.join('\n'));
     return { ...common, ...settings };
   }
@@ -237,146 +187,8 @@ export function resolveSettings(flags: ParsedFlags): CliSettings {
   return { ...common, family: 'sd', folder, params, sada, unetWeights: unetWeights as 'resident' | 'per-block' };
 }
 
-/** Flags with no meaning for FluxPipeline, and why. */
-const NOT_FOR_FLUX: Readonly<Record<string, string>> = {
-  'negative-prompt': 'FluxPipeline has no negative prompt: FLUX.1 is guidance-distilled (--guidance-scale feeds its guidance embedding; there is no classifier-free guidance batch)',
-  'negative-prompt-2': 'FluxPipeline has no negative prompt (guidance-distilled, no classifier-free guidance batch)',
-  'prompt-2': 'fluxTxt2Img feeds --prompt to both CLIP and T5 (prompt_2 = prompt)',
-  'control-image': 'there is no ControlNet for Flux here',
-  'controlnet-dir': 'there is no ControlNet for Flux here',
-  'controlnet-scale': 'there is no ControlNet for Flux here',
-  'clip-skip': 'FluxPipeline uses only CLIP\'s pooled output (the final layer); clip skip does not apply',
-  'unet-weights': 'Flux has no UNet; use --flux-weights resident|block-by-block',
-  'max-downsample': 'Flux has no downsampling levels (its image tokens are one grid of 2x2-packed latents); token pruning on Flux is --token-pruning',
-};
-/** Token-pruning knobs: meaningful for Flux only with the --token-pruning extension (flux_demo: max_fix 0, no pruning). */
-const FLUX_PRUNING_KNOBS = ['max-fix', 'sx', 'sy', 'token-pruning-schedule'];
-
-function readJsonFile(file: string): Record<string, unknown> {
-  return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-}
-
-/** What is missing from a FLUX.1 folder (checked without loading any weight). */
-function fluxFolderProblems(dir: string): string[] {
-  const problems: string[] = [];
-  for (const name of ['transformer', 'vae', 'text_encoder', 'text_encoder_2']) {
-    const sub = path.join(dir, name);
-    if (!fs.existsSync(path.join(sub, 'config.json'))) problems.push(`${name}: ${sub}/config.json is missing`);
-    else {
-      try {
-        componentWeightFiles(sub);
-      } catch (e) {
-        problems.push(`${name}: ${(e as Error).message}`);
-      }
-    }
-  }
-  for (const f of ['tokenizer/vocab.json', 'tokenizer/merges.txt', 'tokenizer_2/spiece.model', 'scheduler/scheduler_config.json'])
-    if (!fs.existsSync(path.join(dir, f))) problems.push(`${path.join(dir, f)} is missing`);
-  return problems;
-}
-
-/** The Flux half of resolveSettings: pushes every problem; returns null when the folder itself is unusable. */
-function resolveFluxSettings(
-  flags: ParsedFlags, dir: string, problems: string[], sadaFor: (steps: number) => SadaConfig, withSada: boolean,
-): Omit<FluxCliSettings, keyof CommonSettings | 'sada'> & { sada: SadaConfig } | null {
-  const str = (k: string) => flags[k] as string | undefined;
-  const num = (k: string) => flags[k] as number | undefined;
-  for (const [flag, why] of Object.entries(NOT_FOR_FLUX)) if (flags[flag] !== undefined) problems.push(`--${flag} does not apply to a ${FLUX_PIPELINE_CLASS} folder: ${why}`);
-  const pruning = flags['token-pruning'] === true;
-  if (!pruning) {
-    for (const f of FLUX_PRUNING_KNOBS)
-      if (flags[f] !== undefined) problems.push(`--${f} sets token pruning, which SADA's Flux variant does not do (flux_demo: max_fix 0); add --token-pruning for the extension`);
-  } else if (!withSada) problems.push('--token-pruning is driven by SADA\'s token score: it needs a SADA run (drop --no-sada)');
-  const schedule = str('token-pruning-schedule') ?? 'sada-steps';
-  if (!(TOKEN_PRUNING_SCHEDULES as readonly string[]).includes(schedule)) problems.push(`--token-pruning-schedule must be one of ${TOKEN_PRUNING_SCHEDULES.join(', ')}, got '${schedule}'`);
-  const solver = str('solver');
-  if (solver !== undefined && solver !== FLUX_SOLVER && solver !== 'euler')
-    problems.push(`--solver ${solver} does not apply to a ${FLUX_PIPELINE_CLASS} folder: FLUX.1 is a flow-matching model sampled with FlowMatchEulerDiscreteScheduler; valid: ${FLUX_SOLVER} (euler is accepted as the same step)`);
-  const fluxWeights = str('flux-weights') ?? 'resident';
-  if (fluxWeights !== 'resident' && fluxWeights !== 'block-by-block') problems.push(`--flux-weights must be resident or block-by-block, got '${fluxWeights}'`);
-  const folderProblems = fluxFolderProblems(dir);
-  if (folderProblems.length) {
-    problems.push(`${dir} is not a usable ${FLUX_PIPELINE_CLASS} folder:\n  - ${folderProblems.join('\n  - ')}`);
-    return null;
-  }
-  try {
-    parseFlowMatchConfig(readJsonFile(path.join(dir, 'scheduler', 'scheduler_config.json')));
-  } catch (e) {
-    problems.push(`scheduler: ${(e as Error).message}`);
-  }
-  const vaeBlocks = readJsonFile(path.join(dir, 'vae', 'config.json')).block_out_channels;
-  const vaeScale = Array.isArray(vaeBlocks) ? 2 ** (vaeBlocks.length - 1) : 8;
-  const patch = 2 * vaeScale; // one 2x2 latent patch (FluxPipeline.prepare_latents)
-  const height = num('height') ?? FLUX_DEFAULT_SAMPLE_SIZE * vaeScale;
-  const width = num('width') ?? FLUX_DEFAULT_SAMPLE_SIZE * vaeScale;
-  for (const [k, v] of [['height', height], ['width', width]] as const)
-    if (v <= 0 || v % patch !== 0) problems.push(`--${k} must be a positive multiple of ${patch} (2x2 latent patches of the VAE's ${vaeScale}x downsampling), got ${v}`);
-  const steps = num('steps') ?? SADA_REFERENCE_STEPS;
-  if (steps < 1) problems.push(`--steps must be an integer >= 1, got ${steps}`);
-  const guidanceEmbeds = readJsonFile(path.join(dir, 'transformer', 'config.json')).guidance_embeds === true;
-  const guidanceScale = num('guidance-scale') ?? FLUX_DEFAULT_GUIDANCE;
-  if (!Number.isFinite(guidanceScale) || guidanceScale < 0) problems.push(`--guidance-scale must be a finite number >= 0, got ${guidanceScale}`);
-  if (!guidanceEmbeds && flags['guidance-scale'] !== undefined)
-    problems.push('--guidance-scale does not apply: this transformer has no guidance embedding (guidance_embeds false, e.g. FLUX.1-schnell) and Flux has no classifier-free guidance');
-  const maxSequenceLength = num('max-sequence-length') ?? FLUX_DEV_T5_MAX_LENGTH;
-  if (maxSequenceLength < 1 || maxSequenceLength > FLUX_DEV_T5_MAX_LENGTH) problems.push(`--max-sequence-length must be in 1..${FLUX_DEV_T5_MAX_LENGTH} (FluxPipeline's limit), got ${maxSequenceLength}`);
-  const sada = sadaFor(steps);
-  if (withSada && steps >= 1) {
-    try {
-      const r = resolveSadaConfig(sada);
-      if (r.accEnd > steps) problems.push(`SADA accRange end ${r.accEnd} is past the last step (${steps} steps)`);
-    } catch (e) {
-      problems.push((e as Error).message);
-    }
-  }
-  const params = { prompt: str('prompt') as string, height, width, steps, guidanceScale, seed: num('seed') ?? 0, maxSequenceLength };
-  const tokenPruning = pruning ? { maxFix: num('max-fix'), seed: TOKEN_PRUNING_SEED, schedule: schedule as TokenPruningSchedule } : null;
-  return { family: 'flux', dir, params, sada, fluxWeights: fluxWeights as FluxLoadMode, tokenPruning };
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// progress bar (stderr)
-
-/** One progress event: the phase, and during 'denoise' the finished step's mark. */
-interface BarEvent {
-  readonly phase: PipelinePhase;
-  readonly mark?: string;
-  readonly numSteps: number;
-  readonly nfe: number;
-}
-
-class ProgressBar {
-  private marks = '';
-  private readonly t0 = Date.now();
-  constructor(private readonly label: string, private readonly out: NodeJS.WritableStream & { isTTY?: boolean }, private readonly quiet: boolean) {}
-  get stepMarks(): string {
-    return this.marks;
-  }
-  update(p: BarEvent): void {
-    if (p.mark) this.marks += p.mark;
-    if (this.quiet) return;
-    const line = `${this.label} ${p.phase.padEnd(7)} [${this.marks.padEnd(p.numSteps, '.')}] step ${this.marks.length}/${p.numSteps} NFE ${p.nfe} ${((Date.now() - this.t0) / 1000).toFixed(1)}s`;
-    if (this.out.isTTY) this.out.write(`\r${line}`);
-    else if (p.phase !== 'denoise' || this.marks.length === p.numSteps) this.out.write(`${line}\n`);
-  }
-  done(): void {
-    if (!this.quiet && this.out.isTTY) this.out.write('\n');
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // run
-
-/** One finished run, whatever the model family: what the comparison and the JSON record need. */
-interface RunOutcome {
-  readonly image: RgbImage;
-  readonly nfe: number;
-  readonly denoiseMs: number;
-  readonly totalMs: number;
-  readonly stepModes: string;
-  /** The run's JSON record, given where its PNG went. */
-  readonly record: (label: string, png: string) => Record<string, unknown>;
-}
 
 function sdOutcome(r: Txt2ImgResult): RunOutcome {
   const stepModes = r.steps.map(stepMark).join('');
@@ -390,56 +202,7 @@ function sdOutcome(r: Txt2ImgResult): RunOutcome {
   };
 }
 
-/**
- * `transformerCalls` and `calledMarks` (F called, - skipped, per step) are counted by the CLI, independently of the
- * pipeline's own `nfe`; with --token-pruning a called step's mark becomes R (cache refresh) or P (pruned).
- */
-function fluxOutcome(r: FluxTxt2ImgResult, transformerCalls: number, calledMarks: string, totalMs: number, sada: SadaConfig | null): RunOutcome {
-  const timings = { encodePromptMs: r.timings.encodeMs, denoiseMs: r.timings.denoiseMs, decodeMs: r.timings.decodeMs, totalMs };
-  const marks = [...calledMarks];
-  for (const c of r.tokenCalls) if (marks[c.n] === 'F' && c.policy !== 'none') marks[c.n] = c.policy === 'prune' ? 'P' : 'R';
-  const stepModes = marks.join('');
-  const computed = r.tokenCalls.reduce((a, c) => a + c.computed, 0);
-  const total = r.tokenCalls.reduce((a, c) => a + c.total, 0);
-  const tokenPruning = r.tokenCalls.length ? { calls: r.tokenCalls, imageTokensComputed: computed, imageTokensTotal: total, computedFraction: computed / total } : undefined;
-  return {
-    image: r.image, nfe: r.nfe, denoiseMs: r.timings.denoiseMs, totalMs, stepModes,
-    record: (label, png) => ({
-      label, png, height: r.image.height, width: r.image.width, nfe: r.nfe, transformerCalls, skippedSteps: r.skippedSteps, skippingPath: r.skippingPath,
-      stepModes, timings, sada: sada ? resolveSadaConfig(sada) : null, tokenPruning, sigmas: r.sigmas,
-    }),
-  };
-}
-
-/**
- * The transformer seen through a counter: an object whose prototype is `t` (so config, blocks and weights are
- * t's own) with a `forward` that counts, then calls t.forward. `t` itself is left untouched.
- */
-function countingTransformer(t: FluxTransformer2DModel, onCall: () => void): FluxTransformer2DModel {
-  const counted = Object.create(t) as FluxTransformer2DModel;
-  counted.forward = (args) => {
-    onCall();
-    return t.forward(args);
-  };
-  return counted;
-}
-
-export interface CliIo {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
-}
-
-/** A loaded model behind one interface: a warm-up, one timed run, and what goes into the JSON record. */
-interface Runner {
-  readonly numSteps: number;
-  readonly model: Record<string, unknown>;
-  readonly params: Record<string, unknown>;
-  readonly legend: string;
-  warmup(steps: number): Promise<void>;
-  run(sada: SadaConfig | null, bar: ProgressBar): Promise<RunOutcome>;
-  dispose(): void;
-}
-
+/** Loads the Stable Diffusion folder (lib/pipelines loadPipeline) and runs it behind the Runner interface. */
 function sdRunner(s: SdCliSettings): Runner {
   const pipe: LoadedPipeline = loadPipeline(s.folder, { unetWeights: s.unetWeights });
   return {
@@ -453,30 +216,9 @@ function sdRunner(s: SdCliSettings): Runner {
   };
 }
 
-function fluxRunner(s: FluxCliSettings): Runner {
-  const t0 = Date.now();
-  const loaded = loadFluxPipeline(s.dir, { transformerMode: s.fluxWeights, textEncoder2Mode: s.fluxWeights });
-  const loadSeconds = (Date.now() - t0) / 1000;
-  let calls = 0;
-  const pipe: FluxPipeline = { ...loaded, transformer: countingTransformer(loaded.transformer, () => calls++) };
-  return {
-    numSteps: s.params.steps,
-    model: { dir: path.resolve(s.dir), className: FLUX_PIPELINE_CLASS, kind: 'flux', loadSeconds, transformer: loaded.transformer.config },
-    params: { ...s.params, solver: FLUX_SOLVER, warmup: s.warmup, fluxWeights: s.fluxWeights, tokenPruning: s.tokenPruning, schedulerConfig: loaded.scheduler },
-    legend: 'stepModes: F transformer called (all tokens), R cache refresh, P token-pruned (--token-pruning), - skipped (SADA; no transformer call)',
-    warmup: async (steps) => void (await fluxTxt2Img(pipe, { ...s.params, steps, sada: null })),
-    run: async (sada, bar) => {
-      const c0 = calls;
-      let last = calls;
-      const tStart = Date.now();
-      const r = await fluxTxt2Img(pipe, { ...s.params, sada, tokenPruning: sada ? s.tokenPruning : null }, (_step, numSteps) => {
-        bar.update({ phase: 'denoise', mark: calls > last ? 'F' : '-', numSteps, nfe: calls - c0 });
-        last = calls;
-      });
-      return fluxOutcome(r, calls - c0, bar.stepMarks, Date.now() - tStart, sada);
-    },
-    dispose: () => loaded.dispose(),
-  };
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
 /** The whole CLI; returns the exit code (0 ok, 1 runtime error, 2 bad input). */
