@@ -35,12 +35,23 @@ export function svgImage(values: ArrayLike<number>, width: number, height: numbe
   return `<image x="${x}" y="${y}" width="${size}" height="${size}" image-rendering="optimizeSpeed" style="image-rendering:pixelated" href="${uri}"/>`;
 }
 
+/** Round tick positions (steps of 1, 2 or 5 x 10^k, about 5-10 of them) inside [lo, hi]. */
+export function xTicks([lo, hi]: [number, number]): number[] {
+  const span = hi - lo;
+  if (!(span > 0)) return [lo];
+  const p = 10 ** Math.floor(Math.log10(span / 5));
+  const step = [1, 2, 5, 10].map((f) => f * p).find((st) => span / st <= 10)!;
+  const out: number[] = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9 * span; t += step) out.push(Number(t.toPrecision(12)));
+  return out;
+}
+
 /** A simple line/step chart panel: series of (x, y) with an optional marker set; returns SVG text. */
 export function linePanel(opts: {
   x: number; y: number; w: number; h: number; title: string; xLabel: string; yRange: [number, number]; xRange: [number, number];
   series: { points: [number, number][]; color: string; label?: string }[]; markers?: { x: number; color: string }[]; yTicks?: number[];
 }): string {
-  const m = { l: 64, r: 10, t: 22, b: 28 };
+  const m = { l: 64, r: 10, t: 22, b: 32 };
   const pw = opts.w - m.l - m.r;
   const ph = opts.h - m.t - m.b;
   const sx = (v: number) => opts.x + m.l + ((v - opts.xRange[0]) / Math.max(1e-12, opts.xRange[1] - opts.xRange[0])) * pw;
@@ -52,7 +63,11 @@ export function linePanel(opts: {
     parts.push(`<line x1="${opts.x + m.l}" x2="${opts.x + m.l + pw}" y1="${sy(t)}" y2="${sy(t)}" stroke="#ddd"/>`);
     parts.push(`<text x="${opts.x + m.l - 4}" y="${sy(t) + 4}" font-size="10" text-anchor="end">${Math.abs(t) > 0 && Math.abs(t) < 0.01 ? t.toExponential(1) : Number(t.toPrecision(3))}</text>`);
   }
-  parts.push(`<text x="${opts.x + m.l + pw / 2}" y="${opts.y + opts.h - 4}" font-size="11" text-anchor="middle">${escapeXml(opts.xLabel)}</text>`);
+  for (const t of xTicks(opts.xRange)) {
+    parts.push(`<line x1="${sx(t)}" x2="${sx(t)}" y1="${opts.y + m.t + ph}" y2="${opts.y + m.t + ph + 3}" stroke="#888"/>`);
+    parts.push(`<text x="${sx(t)}" y="${opts.y + m.t + ph + 13}" font-size="10" text-anchor="middle">${t}</text>`);
+  }
+  parts.push(`<text x="${opts.x + m.l + pw / 2}" y="${opts.y + opts.h - 2}" font-size="11" text-anchor="middle">${escapeXml(opts.xLabel)}</text>`);
   for (const mk of opts.markers ?? []) parts.push(`<line x1="${sx(mk.x)}" x2="${sx(mk.x)}" y1="${opts.y + m.t}" y2="${opts.y + m.t + ph}" stroke="${mk.color}" stroke-opacity="0.35"/>`);
   let ly = opts.y + m.t + 12;
   for (const s of opts.series) {
