@@ -6,23 +6,17 @@
  * options with no Flux meaning fail with exit code 2 before any work.
  */
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import * as tf from '@tensorflow/tfjs-core';
 import { runCli } from '../examples/txt2img';
 import { readPng } from '../lib/io/png';
 import { FLUX_SADA, resolveSadaConfig, scaleSadaConfig } from '../lib/sada/config';
 import { makeTinyPipeline } from '../scripts/make-tiny-pipeline';
 import { useBackend } from './helpers/backend';
+import { captureCli, useTempFolders } from './helpers/cli';
 import { describeReference } from './helpers/reference';
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const bufs = ['', ''];
-  const sink = (k: 0 | 1) => new Writable({ write: (chunk, _enc, cb) => ((bufs[k] += chunk.toString()), cb()) });
-  const code = await runCli(args, { stdout: sink(0), stderr: sink(1) });
-  return { code, out: bufs[0], err: bufs[1] };
-}
+const cli = captureCli(runCli);
 
 const STEPS = 10;
 /** 16x16 pixels: 8x8 latents (the tiny VAE downsamples by 2), 16 packed tokens; 8 T5 tokens. */
@@ -30,15 +24,10 @@ const SMALL = ['--height', '16', '--width', '16', '--max-sequence-length', '8', 
 
 describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () => {
   useBackend();
-  let root: string;
-  let flux: string;
-  beforeAll(() => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sada-cli-flux-'));
-    flux = makeTinyPipeline(root, 'flux');
-  });
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+  const tmp = useTempFolders('sada-cli-flux-', (root) => ({ flux: makeTinyPipeline(root, 'flux') }));
 
   it('--compare: PNGs, JSON record, SADA calls the transformer fewer times (the Lagrange-region skips of FLUX_SADA)', async () => {
+    const { root, dirs: { flux } } = tmp;
     const out = path.join(root, 'cmp', 'fox.png');
     const before = tf.memory().numTensors;
     const r = await cli(['--model-dir', flux, '--prompt', 'a red fox in the snow', ...SMALL, '--seed', '1', '--compare', '--warmup', '0', '--out', out]);
@@ -80,6 +69,7 @@ describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () =>
   });
 
   it('the same seed writes byte-identical PNGs; another seed or guidance scale writes another image', async () => {
+    const { root, dirs: { flux } } = tmp;
     const run = async (name: string, extra: string[]) => {
       const png = path.join(root, 'same', `${name}.png`);
       expect((await cli(['--model-dir', flux, '--prompt', 'x', ...SMALL, '--quiet', '--out', png, ...extra])).code).toBe(0);
@@ -98,6 +88,7 @@ describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () =>
   });
 
   it('--token-pruning (extension) reaches fluxTxt2Img: one token record per transformer call, marks R/P on called steps', async () => {
+    const { root, dirs: { flux } } = tmp;
     const out = path.join(root, 'prune', 'p.png');
     const r = await cli(['--model-dir', flux, '--prompt', 'x', ...SMALL, '--token-pruning', '--sx', '2', '--sy', '2', '--quiet', '--out', out]);
     expect(r.code).toBe(0);
@@ -124,6 +115,7 @@ describeReference('txt2img CLI on the tiny Flux folder', ['t5-tokenizer'], () =>
   });
 
   it('options with no Flux meaning fail with exit code 2 and say why, before any work', async () => {
+    const { root, dirs: { flux } } = tmp;
     const bad = path.join(root, 'bad', 'x.png');
     const r = await cli([
       '--model-dir', flux, '--prompt', 'x', '--negative-prompt', 'blurry', '--solver', 'dpmpp-2m', '--clip-skip', '1', '--control-image', 'c.png',

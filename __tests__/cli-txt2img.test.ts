@@ -3,52 +3,32 @@
  * process in the slow set): --compare writes the side-by-side PNG and the JSON record, SADA calls the UNet fewer
  * times, the same seed writes byte-identical PNGs, bad input fails with exit code 2 before any work.
  */
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { runCli } from '../examples/txt2img';
 import { readPng, writePng } from '../lib/io/png';
 import { makeTinyPipeline } from '../scripts/make-tiny-pipeline';
 import { useBackend } from './helpers/backend';
+import { captureCli, runNpmScript, useTempFolders } from './helpers/cli';
 import { describeReference } from './helpers/reference';
 import { itSlow } from './helpers/slow';
 
-function sink(): { stream: Writable & { isTTY?: boolean }; text: () => string } {
-  let buf = '';
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      buf += chunk.toString();
-      cb();
-    },
-  });
-  return { stream, text: () => buf };
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const o = sink();
-  const e = sink();
-  const code = await runCli(args, { stdout: o.stream, stderr: e.stream });
-  return { code, out: o.text(), err: e.text() };
-}
+const cli = captureCli(runCli);
 
 describeReference('txt2img CLI on tiny folders', ['clip-tokenizer'], () => {
   useBackend();
-  let root: string;
-  const dirs: Record<string, string> = {};
-  let control: string;
-  beforeAll(() => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sada-cli-'));
-    for (const k of ['sd2', 'sdxl', 'sd15-controlnet'] as const) dirs[k] = makeTinyPipeline(root, k);
-    control = path.join(root, 'control.png');
+  const tmp = useTempFolders('sada-cli-', (root) => {
+    const control = path.join(root, 'control.png');
     writePng(control, { width: 64, height: 64, channels: 3, data: Uint8Array.from({ length: 64 * 64 * 3 }, (_, i) => ((Math.floor(i / 192) + Math.floor(i / 3)) % 16 < 8 ? 255 : 0)) });
+    return {
+      sd2: makeTinyPipeline(root, 'sd2'), sdxl: makeTinyPipeline(root, 'sdxl'), 'sd15-controlnet': makeTinyPipeline(root, 'sd15-controlnet'), control,
+    } as Record<string, string>;
   });
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it.each(['sd2', 'sdxl', 'sd15-controlnet'])('%s: --compare writes the side-by-side PNG and the JSON record; SADA calls the UNet less', async (kind) => {
+    const { root, dirs } = tmp;
     const out = path.join(root, `out-${kind}`, 'cmp.png');
-    const extra = kind === 'sd15-controlnet' ? ['--control-image', control] : [];
+    const extra = kind === 'sd15-controlnet' ? ['--control-image', dirs.control] : [];
     const r = await cli(['--model-dir', dirs[kind], '--prompt', 'a red panda', '--steps', '12', '--solver', 'euler', '--seed', '1', '--compare', '--warmup', '0', '--out', out, ...extra]);
     expect(r.err).not.toMatch(/error/);
     expect(r.code).toBe(0);
@@ -77,6 +57,7 @@ describeReference('txt2img CLI on tiny folders', ['clip-tokenizer'], () => {
   });
 
   it('the same seed writes byte-identical PNGs', async () => {
+    const { root, dirs } = tmp;
     const a = path.join(root, 'same', 'a.png');
     const b = path.join(root, 'same', 'b.png');
     const args = ['--model-dir', dirs.sd2, '--prompt', 'x', '--steps', '8', '--seed', '7', '--quiet'];
@@ -86,6 +67,7 @@ describeReference('txt2img CLI on tiny folders', ['clip-tokenizer'], () => {
   });
 
   it('bad input fails with exit code 2 and says what is valid, before any work', async () => {
+    const { root, dirs } = tmp;
     const r = await cli(['--model-dir', dirs.sd2, '--prompt', 'x', '--steps', '0', '--solver', 'ddim', '--guidance-scale', '-2', '--width', '60', '--out', path.join(root, 'bad', 'x.png')]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/width must be a positive multiple of 8/);
@@ -104,8 +86,8 @@ describeReference('txt2img CLI on tiny folders', ['clip-tokenizer'], () => {
   });
 
   itSlow('runs as a process through the npm script', () => {
-    const out = path.join(root, 'proc', 'p.png');
-    const stdout = execFileSync('npm', ['run', '-s', 'txt2img', '--', '--model-dir', dirs.sd2, '--prompt', 'x', '--steps', '6', '--no-sada', '--out', out], { encoding: 'utf8' });
+    const out = path.join(tmp.root, 'proc', 'p.png');
+    const stdout = runNpmScript('txt2img', ['--model-dir', tmp.dirs.sd2, '--prompt', 'x', '--steps', '6', '--no-sada', '--out', out]);
     expect(stdout).toMatch(/NFE 6\/6/);
     expect(fs.existsSync(out)).toBe(true);
   });

@@ -4,36 +4,18 @@
  * arithmetic gives, the mel PNG has frames × mel-bins pixels, --compare reports fewer UNet calls with SADA and the
  * mel PSNR/SSIM, the same seed writes byte-identical WAVs, bad input fails with exit code 2 before any work.
  */
-import { execFileSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { Writable } from 'stream';
 import { runCli } from '../examples/text2music';
 import { decodeWav, readWavInfo } from '../lib/audio';
 import { readPng } from '../lib/io/png';
 import { makeTinyMusicLdm } from '../lib/pipelines/tiny-musicldm';
 import { useBackend } from './helpers/backend';
+import { captureCli, runNpmScript, useTempFolders } from './helpers/cli';
 import { describeReference } from './helpers/reference';
 import { itSlow } from './helpers/slow';
 
-function sink(): { stream: Writable & { isTTY?: boolean }; text: () => string } {
-  let buf = '';
-  const stream = new Writable({
-    write(chunk, _enc, cb) {
-      buf += chunk.toString();
-      cb();
-    },
-  });
-  return { stream, text: () => buf };
-}
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const o = sink();
-  const e = sink();
-  const code = await runCli(args, { stdout: o.stream, stderr: e.stream });
-  return { code, out: o.text(), err: e.text() };
-}
+const cli = captureCli(runCli);
 
 /** Tiny folder: 16 kHz, 16 mel bins, hop 160 samples; default length 0.32 s (32 frames). */
 const RATE = 16000;
@@ -41,15 +23,10 @@ const MEL_BINS = 16;
 
 describeReference('text2music CLI on the tiny MusicLDM folder', ['roberta-tokenizer'], () => {
   useBackend();
-  let root: string;
-  let model: string;
-  beforeAll(() => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'sada-t2m-'));
-    model = makeTinyMusicLdm(path.join(root, 'tiny-musicldm'));
-  });
-  afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
+  const tmp = useTempFolders('sada-t2m-', (root) => ({ model: makeTinyMusicLdm(path.join(root, 'tiny-musicldm')) }));
 
   it('writes a playable WAV (header: mono, 16 kHz, int(len·rate) samples), the mel PNG and the JSON record', async () => {
+    const { root, dirs: { model } } = tmp;
     const out = path.join(root, 'single', 'song.wav');
     const r = await cli(['--model-dir', model, '--prompt', 'calm piano', '--steps', '8', '--audio-length', '0.44', '--seed', '5', '--out', out]);
     expect(r.code).toBe(0);
@@ -77,6 +54,7 @@ describeReference('text2music CLI on the tiny MusicLDM folder', ['roberta-tokeni
   });
 
   it('--compare: SADA calls the UNet fewer times; speed-up, NFE and mel PSNR/SSIM are reported and recorded', async () => {
+    const { root, dirs: { model } } = tmp;
     const out = path.join(root, 'cmp', 'c.wav');
     const r = await cli(['--model-dir', model, '--prompt', 'techno', '--steps', '16', '--compare', '--warmup', '0', '--wav-format', 'float32', '--out', out, '--quiet']);
     expect(r.code).toBe(0);
@@ -105,6 +83,7 @@ describeReference('text2music CLI on the tiny MusicLDM folder', ['roberta-tokeni
   });
 
   it('the same seed writes byte-identical WAVs; another seed does not', async () => {
+    const { root, dirs: { model } } = tmp;
     const run = async (name: string, seed: number) => {
       const out = path.join(root, 'det', `${name}.wav`);
       expect((await cli(['--model-dir', model, '--prompt', 'drums', '--steps', '6', '--no-sada', '--seed', String(seed), '--out', out, '--quiet'])).code).toBe(0);
@@ -118,6 +97,7 @@ describeReference('text2music CLI on the tiny MusicLDM folder', ['roberta-tokeni
   });
 
   it('bad input: exit code 2, every problem listed, nothing written', async () => {
+    const { root, dirs: { model } } = tmp;
     const out = path.join(root, 'bad', 'x.wav');
     const r = await cli(['--model-dir', model, '--prompt', 'x', '--steps', '0', '--solver', 'ddim', '--audio-length', '0.01', '--wav-format', 'mp3', '--out', out]);
     expect(r.code).toBe(2);
@@ -142,10 +122,8 @@ describeReference('text2music CLI on the tiny MusicLDM folder', ['roberta-tokeni
   });
 
   itSlow('npm run text2music runs as a separate process', () => {
-    const out = path.join(root, 'proc', 'p.wav');
-    const stdout = execFileSync('npm', ['run', '-s', 'text2music', '--', '--model-dir', model, '--prompt', 'jazz', '--steps', '6', '--out', out, '--quiet'], {
-      cwd: path.join(__dirname, '..'), encoding: 'utf8',
-    });
+    const out = path.join(tmp.root, 'proc', 'p.wav');
+    const stdout = runNpmScript('text2music', ['--model-dir', tmp.dirs.model, '--prompt', 'jazz', '--steps', '6', '--out', out, '--quiet']);
     expect(stdout).toMatch(/wrote .*p\.wav/);
     expect(readWavInfo(fs.readFileSync(out)).frames).toBe(0.32 * RATE);
   });
