@@ -1,6 +1,6 @@
 /**
  * lib/weights: layout conversion, folder formats (single / sharded), all-at-once error reporting, ignore(), build(),
- * and lazy builders (strict sections over open files, for block-by-block models).
+ * lazy builders (strict sections over open files, for block-by-block models) and checkedBlockKeys.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -8,6 +8,7 @@ import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { writeSafetensors } from '../lib/io/safetensors';
 import { VarBuilder, WeightLoadError } from '../lib/weights';
+import { checkedBlockKeys } from '../lib/weights/blocks';
 import { useBackend } from './helpers/backend';
 
 const seq = (n: number) => Float32Array.from({ length: n }, (_v, i) => i);
@@ -192,5 +193,49 @@ describe('lib/weights VarBuilder', () => {
     bias.dispose();
     folder.close();
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('checkedBlockKeys lists each block\'s keys, and reports a missing key, a different shape and extra blocks by block, key and shapes', () => {
+    const file = path.join(dir, 'blocks.safetensors');
+    const t = (...shape: number[]) => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
+    const good = {
+      'embed.weight': t(4, 2),
+      'blocks.0.fc.weight': t(3, 2),
+      'blocks.0.fc.bias': t(3),
+      'blocks.0.pos.weight': t(5), // only in block 0, owned by the non-block parts (like T5's position table)
+      'blocks.1.fc.weight': t(3, 2),
+      'blocks.1.fc.bias': t(3),
+      'heads.0.w': t(2),
+      'blocksX.0.w': t(1), // another prefix, not a block of 'blocks'
+    };
+    writeSafetensors(file, good);
+    const stacks = [{ prefix: 'blocks', count: 2 }, { prefix: 'heads', count: 1 }];
+    let vb = VarBuilder.fromFiles([file], {}, { lazy: true });
+    expect(checkedBlockKeys(vb, stacks, { nonBlock: ['blocks.0.pos.weight'] })).toEqual({
+      blocks: [[['blocks.0.fc.weight', 'blocks.0.fc.bias'], ['blocks.1.fc.weight', 'blocks.1.fc.bias']], [['heads.0.w']]],
+      other: ['embed.weight', 'blocks.0.pos.weight', 'blocksX.0.w'],
+    });
+    // Without nonBlock, block 0's extra key is part of its signature, so block 1 lacks it (shape as in block 0).
+    expect(() => checkedBlockKeys(vb, stacks)).toThrow(/^.*blocks\.safetensors: weights do not match the model: 1 missing key\(s\): blocks\.1\.pos\.weight \[5\]$/);
+    expect(() => checkedBlockKeys(vb.pp('blocks'), stacks)).toThrow(/needs the root VarBuilder \(full keys\), got one with prefix 'blocks'/);
+    vb.close();
+
+    // Block 2 lacks fc.bias, block 1 has a [2, 3] fc.weight and an extra key, blocks 3 (count 3) and heads.1 (count 1) are beyond the counts.
+    const { 'blocks.1.fc.weight': _w, ...rest } = good;
+    writeSafetensors(file, { ...rest, 'blocks.1.fc.weight': t(2, 3), 'blocks.1.extra': t(1), 'blocks.2.fc.weight': t(3, 2), 'blocks.3.fc.bias': t(3), 'heads.1.w': t(2) });
+    vb = VarBuilder.fromFiles([file], {}, { lazy: true });
+    let err: unknown;
+    try {
+      checkedBlockKeys(vb, [{ prefix: 'blocks', count: 3 }, { prefix: 'heads', count: 1 }], { nonBlock: ['blocks.0.pos.weight'] });
+    } catch (e) {
+      err = e;
+    }
+    vb.close();
+    expect(err).toBeInstanceOf(WeightLoadError);
+    const e = err as WeightLoadError;
+    expect(e.missing).toEqual(['blocks.2.fc.bias [3]']);
+    expect(e.misshaped).toEqual(['blocks.1.fc.weight: expected [3, 2] (as block 0), found [2, 3]']);
+    expect(e.unexpected).toEqual(['blocks.3.fc.bias', 'heads.1.w', 'blocks.1.extra']);
+    expect(e.message).toContain(file);
   });
 });

@@ -18,6 +18,7 @@
  *   vb.key(name)                                       the full upstream key
  *   vb.has(name)                                       whether the key exists (does not mark it used)
  *   vb.storedKeys() / vb.storedShape(name)             the stored keys under this prefix / one's stored shape
+ *   vb.description                                     the weights' source (file paths), as errors name it
  *   vb.ignore(name | names)                            keys the model leaves unused on purpose (buffers, another
  *                                                      tower): finish() does not report them; each must exist
  *   vb.get(name, upstreamShape, layout = 'none')       a kept tf.Tensor, converted to our layout:
@@ -47,6 +48,7 @@
  *   vb.close();                                        // when the model is disposed
  * A section's finish() checks only its keys (prefixing errors with its name), disposes only its own tensors on
  * failure, and never closes the files. The root hands out no weights and has no finish().
+ * checkedBlockKeys(vb, stacks) (./blocks.ts) lists each block's keys and checks every block against block 0.
  *
  * Keys are the verbatim upstream parameter names; the weights are read lazily (one tensor at a time, F16/BF16
  * upcast to float32 by lib/io/safetensors) and converted on the host, so no layout transpose runs per call.
@@ -343,6 +345,11 @@ export class VarBuilder {
   static fromHostTensors(tensors: ReadonlyMap<string, HostTensor> | Record<string, HostTensor>, config: Record<string, unknown> = {}): VarBuilder {
     const map = tensors instanceof Map ? tensors : new Map(Object.entries(tensors));
     return new VarBuilder(new LoadSession(new MapSource(map)), '', config);
+  }
+
+  /** Where the weights come from (the file paths, 'in-memory weights', ...), as error messages name it. */
+  get description(): string {
+    return this.session.source.description;
   }
 
   /** A view with `name` appended to the key prefix. */

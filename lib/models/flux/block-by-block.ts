@@ -10,10 +10,12 @@
  * Strictness equals the resident mode's. At open, the non-block parts are loaded strictly, and block 0 of each
  * kind is loaded strictly part by part, then disposed. Every other block must hold exactly block 0's relative key
  * names and shapes, and block indices beyond the configured counts (and any other key) are reported as
- * unexpected, all together. Each later part load is strict again, so a file changed under us fails loudly.
+ * unexpected, all together (checkedBlockKeys, lib/weights/blocks.ts). Each later part load is strict again, so
+ * a file changed under us fails loudly.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { VarBuilder, WeightLoadError } from '../../weights';
+import { checkedBlockKeys } from '../../weights/blocks';
 import { DoubleBlockParts, SingleBlockParts, UsePart, doubleBlockForward, doublePartLoaders, singleBlockForward, singlePartLoaders } from './blocks';
 import { FluxTransformerConfig, fluxInnerDim } from './config';
 import { Rope } from './rope';
@@ -21,7 +23,6 @@ import { FluxBlockSource, FluxTransformer2DModel } from './transformer';
 
 const DOUBLE_PREFIX = 'transformer_blocks';
 const SINGLE_PREFIX = 'single_transformer_blocks';
-const BLOCK_KEY = /^(transformer_blocks|single_transformer_blocks)\.(\d+)\.(.+)$/;
 
 /** Called after a part was uploaded ('loaded') and after it ran, before it is disposed ('used'). */
 export type PartProbe = (key: string, phase: 'loaded' | 'used') => void;
@@ -92,45 +93,12 @@ export class BlockByBlockFluxBlocks implements FluxBlockSource {
   static open(paths: readonly string[], cfg: FluxTransformerConfig, opts: { probe?: PartProbe } = {}): FluxTransformer2DModel {
     const vb = VarBuilder.fromFiles(paths, {}, { lazy: true });
     try {
-      const groups = { double: new Map<number, string[]>(), single: new Map<number, string[]>() };
-      const other: string[] = [];
-      const unexpected: string[] = [];
-      for (const name of vb.storedKeys()) {
-        const m = BLOCK_KEY.exec(name);
-        if (!m) {
-          other.push(name);
-          continue;
-        }
-        const kind = m[1] === DOUBLE_PREFIX ? 'double' : 'single';
-        const i = Number(m[2]);
-        if (i >= (kind === 'double' ? cfg.numLayers : cfg.numSingleLayers)) {
-          unexpected.push(name);
-          continue;
-        }
-        const g = groups[kind];
-        if (!g.has(i)) g.set(i, []);
-        g.get(i)!.push(name);
-      }
-      // Every block must have block 0's relative names and shapes.
-      const misshaped: string[] = [];
-      const missing: string[] = [];
-      const signature = (names: readonly string[]) => new Map(names.map((n) => [BLOCK_KEY.exec(n)![3], vb.storedShape(n)!.join(', ')]));
-      const keys = { double: [] as string[][], single: [] as string[][] };
-      for (const [kind, count, prefix] of [['double', cfg.numLayers, DOUBLE_PREFIX], ['single', cfg.numSingleLayers, SINGLE_PREFIX]] as const) {
-        const ref = signature(groups[kind].get(0) ?? []);
-        for (let i = 0; i < count; i++) {
-          const names = groups[kind].get(i) ?? [];
-          keys[kind].push(names);
-          if (i === 0) continue;
-          const sig = signature(names);
-          for (const [rel, shape] of ref) {
-            if (!sig.has(rel)) missing.push(`${prefix}.${i}.${rel} [${shape}]`);
-            else if (sig.get(rel) !== shape) misshaped.push(`${prefix}.${i}.${rel}: expected [${shape}] (as block 0), found [${sig.get(rel)}]`);
-          }
-          for (const rel of sig.keys()) if (!ref.has(rel)) unexpected.push(`${prefix}.${i}.${rel}`);
-        }
-      }
-      if (missing.length || unexpected.length || misshaped.length) throw new WeightLoadError(paths.join(', '), missing, unexpected, misshaped);
+      // Every block must have block 0's relative names and shapes; blocks beyond the counts are unexpected.
+      const { blocks, other } = checkedBlockKeys(vb, [
+        { prefix: DOUBLE_PREFIX, count: cfg.numLayers },
+        { prefix: SINGLE_PREFIX, count: cfg.numSingleLayers },
+      ]);
+      const keys = { double: blocks[0], single: blocks[1] };
 
       const parts = vb.section(other, 'non-block parameters').build((s) => FluxTransformer2DModel.loadNonBlockParts(s, cfg));
       const source = new BlockByBlockFluxBlocks(vb, keys, cfg, opts.probe);

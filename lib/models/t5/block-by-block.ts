@@ -4,14 +4,14 @@
  * of the 24 blocks (0.77 GB) is read from the safetensors file(s) when it runs, uploaded, used and disposed.
  * Same strictness as the resident loading (see lib/models/flux/block-by-block.ts for the scheme): non-block keys
  * strict, block 0 strict, every other block must have block 0's relative names and shapes (without the position
- * table, which only block 0 has), and blocks beyond num_layers are unexpected.
+ * table, which only block 0 has), and blocks beyond num_layers are unexpected (checkedBlockKeys in
+ * lib/weights/blocks.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { VarBuilder, WeightLoadError } from '../../weights';
+import { VarBuilder } from '../../weights';
+import { checkedBlockKeys } from '../../weights/blocks';
 import { T5EncoderConfig } from './config';
 import { T5Block, T5BlockSource, T5EncoderModel, T5_RELATIVE_BIAS_KEY } from './encoder';
-
-const BLOCK_KEY = /^encoder\.block\.(\d+)\.(.+)$/;
 
 export class BlockByBlockT5Blocks implements T5BlockSource {
   readonly mode = 'block-by-block';
@@ -48,42 +48,9 @@ export class BlockByBlockT5Blocks implements T5BlockSource {
   static open(paths: readonly string[], cfg: T5EncoderConfig): T5EncoderModel {
     const vb = VarBuilder.fromFiles(paths, {}, { lazy: true });
     try {
-      const groups = new Map<number, string[]>();
-      const other: string[] = [];
-      const unexpected: string[] = [];
-      for (const name of vb.storedKeys()) {
-        const m = BLOCK_KEY.exec(name);
-        if (!m || name === T5_RELATIVE_BIAS_KEY) {
-          other.push(name);
-          continue;
-        }
-        const i = Number(m[1]);
-        if (i >= cfg.numLayers) {
-          unexpected.push(name);
-          continue;
-        }
-        if (!groups.has(i)) groups.set(i, []);
-        groups.get(i)!.push(name);
-      }
-      const signature = (names: readonly string[]) => new Map(names.map((n) => [BLOCK_KEY.exec(n)![2], vb.storedShape(n)!.join(', ')]));
-      const ref = signature(groups.get(0) ?? []);
-      const keys: string[][] = [];
-      const missing: string[] = [];
-      const misshaped: string[] = [];
-      for (let i = 0; i < cfg.numLayers; i++) {
-        const names = groups.get(i) ?? [];
-        keys.push(names);
-        if (i === 0) continue;
-        const sig = signature(names);
-        for (const [rel, shape] of ref) {
-          if (!sig.has(rel)) missing.push(`encoder.block.${i}.${rel} [${shape}]`);
-          else if (sig.get(rel) !== shape) misshaped.push(`encoder.block.${i}.${rel}: expected [${shape}] (as block 0), found [${sig.get(rel)}]`);
-        }
-        for (const rel of sig.keys()) if (!ref.has(rel)) unexpected.push(`encoder.block.${i}.${rel}`);
-      }
-      if (missing.length || unexpected.length || misshaped.length) throw new WeightLoadError(paths.join(', '), missing, unexpected, misshaped);
+      const { blocks, other } = checkedBlockKeys(vb, [{ prefix: 'encoder.block', count: cfg.numLayers }], { nonBlock: [T5_RELATIVE_BIAS_KEY] });
       const parts = vb.section(other, 'non-block parameters').build((s) => T5EncoderModel.loadNonBlockParts(s, cfg));
-      const source = new BlockByBlockT5Blocks(vb, keys, cfg);
+      const source = new BlockByBlockT5Blocks(vb, blocks[0], cfg);
       try {
         if (cfg.numLayers > 0) source.load(0).dispose(); // block 0 strictly
       } catch (e) {
