@@ -68,6 +68,16 @@ export async function denoiseLatents(model: GuidedModel, noise: tf.Tensor4D, opt
   return opts.sada === null ? denoiseBaseline(model, noise, opts) : denoiseSada(model, noise, opts, opts.sada);
 }
 
+/** denoiseLatents as a recipe step: an error inside the loop names it ('denoising loop: ...'). */
+export async function runDenoisingLoop(model: GuidedModel, noise: tf.Tensor4D, opts: DenoiseOptions): Promise<DenoiseResult> {
+  try {
+    return await denoiseLatents(model, noise, opts);
+  } catch (e) {
+    (e as Error).message = `denoising loop: ${(e as Error).message}`;
+    throw e;
+  }
+}
+
 function denoiseBaseline(model: GuidedModel, noise: tf.Tensor4D, opts: DenoiseOptions): DenoiseResult {
   const { plan } = opts;
   const tOf = timestepForSigma(plan.schedule);

@@ -33,6 +33,8 @@ import type { CellDrawSource } from '../sada';
 import { FlowStepInfo, sampleFlowMatchEuler } from '../solvers';
 import { ClipTokenizer } from '../tokenizers/clip-tokenizer';
 import { FLUX_DEV_T5_MAX_LENGTH, T5Tokenizer } from '../tokenizers/t5-tokenizer';
+import { loadComponents } from './folder';
+import { decodeLatentsToImages, vaeDownsample } from './steps';
 
 /** The conditioning of one batch (owned by the caller). */
 export interface FluxPromptEmbeds {
@@ -256,20 +258,12 @@ export async function sadaDenoiseFlux(
   }
 }
 
-/** Step 5: packed latents -> images [B, H, W, 3] in [0, 1]. */
+/** Step 5: packed latents -> unpacked [B, H_lat, W_lat, C] -> images [B, H, W, 3] in [0, 1] (./steps.ts). */
 export function decodeFluxLatents(vae: AutoencoderKL, packed: tf.Tensor3D, latentHeight: number, latentWidth: number): tf.Tensor4D {
-  const vc = vae.config;
-  return tf.tidy(() => {
-    let z: tf.Tensor = tf.div(unpackLatents(packed, latentHeight, latentWidth), vc.scalingFactor);
-    if (vc.shiftFactor !== null) z = tf.add(z, vc.shiftFactor);
-    return tf.clipByValue(tf.add(tf.mul(vae.decode(z as tf.Tensor4D), 0.5), 0.5), 0, 1) as tf.Tensor4D;
-  });
+  return tf.tidy(() => decodeLatentsToImages(vae, unpackLatents(packed, latentHeight, latentWidth)));
 }
 
-/** VAE downsampling factor 2^(len(block_out_channels) − 1). */
-export function vaeDownsample(vae: AutoencoderKL): number {
-  return 2 ** (vae.config.blockOutChannels.length - 1);
-}
+export { vaeDownsample };
 
 export interface FluxPipeline extends FluxTextEncoders {
   readonly transformer: FluxTransformer2DModel;
@@ -291,22 +285,15 @@ export function loadFluxPipeline(dir: string, opts: { transformerMode?: FluxLoad
   const sub = (name: string) => path.join(dir, name);
   const schedulerFile = sub('scheduler/scheduler_config.json');
   const scheduler = parseFlowMatchConfig(JSON.parse(fs.readFileSync(schedulerFile, 'utf8')) as Record<string, unknown>);
-  const loaded: { dispose(): void }[] = [];
-  const keep = <T extends { dispose(): void }>(m: T): T => (loaded.push(m), m);
-  try {
-    const parts = {
-      tokenizer: ClipTokenizer.fromFolder(sub('tokenizer')),
-      tokenizer2: T5Tokenizer.fromPretrained(sub('tokenizer_2')),
-      textEncoder: keep(loadClipTextModel(sub('text_encoder'), { withProjection: false })),
-      textEncoder2: keep(loadT5EncoderModel(sub('text_encoder_2'), { mode: opts.textEncoder2Mode ?? 'resident' })),
-      vae: keep(AutoencoderKL.load(sub('vae'))),
-      transformer: keep(loadFluxTransformer(sub('transformer'), { mode: opts.transformerMode ?? 'resident' })),
-    };
-    return { ...parts, scheduler, dispose: () => loaded.forEach((m) => m.dispose()) };
-  } catch (e) {
-    loaded.forEach((m) => m.dispose());
-    throw e;
-  }
+  const { loadSeconds: _, ...pipe } = loadComponents((load) => ({
+    tokenizer: load('tokenizer', () => ClipTokenizer.fromFolder(sub('tokenizer'))),
+    tokenizer2: load('tokenizer_2', () => T5Tokenizer.fromPretrained(sub('tokenizer_2'))),
+    textEncoder: load('text_encoder', () => loadClipTextModel(sub('text_encoder'), { withProjection: false })),
+    textEncoder2: load('text_encoder_2', () => loadT5EncoderModel(sub('text_encoder_2'), { mode: opts.textEncoder2Mode ?? 'resident' })),
+    vae: load('vae', () => AutoencoderKL.load(sub('vae'))),
+    transformer: load('transformer', () => loadFluxTransformer(sub('transformer'), { mode: opts.transformerMode ?? 'resident' })),
+  }));
+  return { ...pipe, scheduler };
 }
 
 export interface FluxTxt2ImgParams {

@@ -93,6 +93,43 @@ export function componentProblem(dir: string, weightsExpected: boolean): string 
 }
 
 /**
+ * model_index.json entries of the `required` components (name -> accepted classes) and their folders
+ * (componentProblem; names starting with 'tokenizer' are tokenizers). Problems go to `problems`; returns
+ * name -> folder. `external`: components kept outside `dir` (no model_index.json entry needed).
+ */
+export function findComponents(
+  dir: string, modelIndex: Readonly<Record<string, unknown>>, required: Readonly<Record<string, readonly string[]>>, problems: string[],
+  external: Readonly<Record<string, string>> = {},
+): Record<string, string> {
+  const components: Record<string, string> = {};
+  for (const [name, classes] of Object.entries(required)) {
+    const where = name in external ? path.resolve(external[name]) : path.join(dir, name);
+    if (!(name in external)) {
+      const entry = modelIndex[name];
+      if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[1] !== 'string') {
+        problems.push(`model_index.json has no "${name}" component (expected ${classes.join(' or ')})`);
+        continue;
+      }
+      if (!classes.includes(entry[1])) problems.push(`model_index.json "${name}" is ${entry[1]}, expected ${classes.join(' or ')}`);
+    }
+    const p = componentProblem(where, !name.startsWith('tokenizer'));
+    if (p) problems.push(`${name}: ${p}`);
+    components[name] = where;
+  }
+  return components;
+}
+
+/** scheduler/scheduler_config.json (raw, snake_case); a missing or unreadable file goes to `problems` ({} then). */
+export function readSchedulerConfig(dir: string, problems: string[]): Record<string, unknown> {
+  try {
+    return readJson(path.join(dir, 'scheduler', 'scheduler_config.json'), 'scheduler');
+  } catch (e) {
+    problems.push((e as Error).message);
+    return {};
+  }
+}
+
+/**
  * Reads model_index.json and the scheduler config and checks that every component the pipeline needs is
  * there (config.json + .safetensors weights, or vocab.json + merges.txt). Throws one error listing every problem.
  */
@@ -108,26 +145,8 @@ export function inspectPipelineFolder(dir: string, opts: { controlnetDir?: strin
     kind = 'sd-controlnet';
   }
   const problems: string[] = [];
-  const components: Record<string, string> = {};
-  for (const [name, classes] of Object.entries(REQUIRED[kind])) {
-    const external = name === 'controlnet' && opts.controlnetDir !== undefined;
-    const entry = modelIndex[name];
-    if (!external) {
-      if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[1] !== 'string') {
-        problems.push(`model_index.json has no "${name}" component (expected ${classes.join(' or ')})`);
-        continue;
-      }
-      if (!classes.includes(entry[1])) problems.push(`model_index.json "${name}" is ${entry[1]}, expected ${classes.join(' or ')}`);
-    }
-    const where = external ? path.resolve(opts.controlnetDir as string) : path.join(dir, name);
-    const p = componentProblem(where, !name.startsWith('tokenizer'));
-    if (p) problems.push(`${name}: ${p}`);
-    components[name] = where;
-  }
-  const schedulerFile = path.join(dir, 'scheduler', 'scheduler_config.json');
-  let schedulerConfig: Record<string, unknown> = {};
-  if (!fs.existsSync(schedulerFile)) problems.push(`scheduler: ${schedulerFile} is missing`);
-  else schedulerConfig = readJson(schedulerFile, 'scheduler');
+  const components = findComponents(dir, modelIndex, REQUIRED[kind], problems, opts.controlnetDir !== undefined ? { controlnet: opts.controlnetDir } : {});
+  const schedulerConfig = readSchedulerConfig(dir, problems);
   if (problems.length) throw new Error(`${dir} is not a usable ${className} folder:\n  - ${problems.join('\n  - ')}`);
   const fz = modelIndex.force_zeros_for_empty_prompt;
   return { dir, kind, className, modelIndex, schedulerConfig, components, forceZerosForEmptyPrompt: typeof fz === 'boolean' ? fz : true };
@@ -157,12 +176,17 @@ export interface LoadPipelineOptions {
   readonly unetWeights?: WeightMode;
 }
 
-/** Loads every component of an inspected folder (strict keys: any missing/unexpected weight is an error). */
-export function loadPipeline(folder: PipelineFolder, opts: LoadPipelineOptions = {}): LoadedPipeline {
-  const c = folder.components;
+/** `load(name, fn)`: runs fn, times it as loadSeconds[name] and keeps what it returns for dispose(). */
+export type ComponentLoader = <T extends object>(name: string, fn: () => T) => T;
+
+/**
+ * Loads components through `build(load)`, timing each; if `build` throws (a load or a check between components),
+ * whatever was loaded is freed before the error goes on.
+ */
+export function loadComponents<P extends object>(build: (load: ComponentLoader) => P): P & { loadSeconds: Record<string, number>; dispose(): void } {
   const loadSeconds: Record<string, number> = {};
   const loaded: Array<{ dispose(): void }> = [];
-  const timed = <T extends object>(name: string, fn: () => T): T => {
+  const load: ComponentLoader = (name, fn) => {
     const t0 = Date.now();
     const v = fn();
     loadSeconds[name] = (Date.now() - t0) / 1000;
@@ -170,20 +194,25 @@ export function loadPipeline(folder: PipelineFolder, opts: LoadPipelineOptions =
     return v;
   };
   try {
-    const tokenizer = timed('tokenizer', () => ClipTokenizer.fromFolder(c.tokenizer));
-    const textEncoder = timed('text_encoder', () => loadClipTextModel(c.text_encoder));
-    const sdxl = folder.kind === 'sdxl';
-    const tokenizer2 = sdxl ? timed('tokenizer_2', () => ClipTokenizer.fromFolder(c.tokenizer_2)) : null;
-    const textEncoder2 = sdxl ? timed('text_encoder_2', () => loadClipTextModel(c.text_encoder_2, { withProjection: true })) : null;
-    const unet = timed('unet', () => UNet2DConditionModel.load(c.unet, { mode: opts.unetWeights ?? 'resident' }));
-    const vae = timed('vae', () => AutoencoderKL.load(c.vae));
-    const controlnet = folder.kind === 'sd-controlnet' ? timed('controlnet', () => ControlNetModel.load(c.controlnet)) : null;
-    return {
-      folder, tokenizer, textEncoder, tokenizer2, textEncoder2, unet, vae, controlnet, loadSeconds,
-      dispose: () => loaded.forEach((m) => m.dispose()),
-    };
+    return { ...build(load), loadSeconds, dispose: () => loaded.forEach((m) => m.dispose()) };
   } catch (e) {
     loaded.forEach((m) => m.dispose());
     throw e;
   }
+}
+
+/** Loads every component of an inspected folder (strict keys: any missing/unexpected weight is an error). */
+export function loadPipeline(folder: PipelineFolder, opts: LoadPipelineOptions = {}): LoadedPipeline {
+  const c = folder.components;
+  const sdxl = folder.kind === 'sdxl';
+  return loadComponents((load) => ({
+    folder,
+    tokenizer: load('tokenizer', () => ClipTokenizer.fromFolder(c.tokenizer)),
+    textEncoder: load('text_encoder', () => loadClipTextModel(c.text_encoder)),
+    tokenizer2: sdxl ? load('tokenizer_2', () => ClipTokenizer.fromFolder(c.tokenizer_2)) : null,
+    textEncoder2: sdxl ? load('text_encoder_2', () => loadClipTextModel(c.text_encoder_2, { withProjection: true })) : null,
+    unet: load('unet', () => UNet2DConditionModel.load(c.unet, { mode: opts.unetWeights ?? 'resident' })),
+    vae: load('vae', () => AutoencoderKL.load(c.vae)),
+    controlnet: folder.kind === 'sd-controlnet' ? load('controlnet', () => ControlNetModel.load(c.controlnet)) : null,
+  }));
 }

@@ -19,7 +19,7 @@ import { UNet2DConditionModel } from '../models/unet';
 import { AutoencoderKL } from '../models/vae';
 import { SpeechT5HifiGan, loadHifiGanVocoder } from '../models/vocoder';
 import { RobertaTokenizer } from '../tokenizers/roberta-tokenizer';
-import { componentProblem, readJson } from './folder';
+import { findComponents, loadComponents, readJson, readSchedulerConfig } from './folder';
 
 export const MUSICLDM_PIPELINE_CLASS = 'MusicLDMPipeline';
 
@@ -51,24 +51,8 @@ export function inspectMusicLdmFolder(dir: string): MusicLdmFolder {
   const className = modelIndex._class_name;
   if (className !== MUSICLDM_PIPELINE_CLASS) throw new Error(`${dir}/model_index.json: _class_name ${JSON.stringify(className)} is not supported here; expected ${MUSICLDM_PIPELINE_CLASS}`);
   const problems: string[] = [];
-  const components: Record<string, string> = {};
-  for (const [name, classes] of Object.entries(REQUIRED)) {
-    const entry = modelIndex[name];
-    if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[1] !== 'string') {
-      problems.push(`model_index.json has no "${name}" component (expected ${classes.join(' or ')})`);
-      continue;
-    }
-    if (!classes.includes(entry[1])) problems.push(`model_index.json "${name}" is ${entry[1]}, expected ${classes.join(' or ')}`);
-    components[name] = path.join(dir, name);
-    const p = componentProblem(components[name], name !== 'tokenizer');
-    if (p) problems.push(`${name}: ${p}`);
-  }
-  let schedulerConfig: Record<string, unknown> = {};
-  try {
-    schedulerConfig = readJson(path.join(dir, 'scheduler', 'scheduler_config.json'), 'scheduler');
-  } catch (e) {
-    problems.push((e as Error).message);
-  }
+  const components = findComponents(dir, modelIndex, REQUIRED, problems);
+  const schedulerConfig = readSchedulerConfig(dir, problems);
   let unetSampleSize = NaN;
   if (components.unet && fs.existsSync(path.join(components.unet, 'config.json'))) {
     const ss = readJson(path.join(components.unet, 'config.json'), 'unet').sample_size;
@@ -106,27 +90,15 @@ function checkComponents(p: Omit<LoadedMusicLdm, 'dispose' | 'loadSeconds' | 'fo
 /** Loads every component of an inspected folder (strict keys); frees what was loaded if anything fails. */
 export function loadMusicLdm(folder: MusicLdmFolder): LoadedMusicLdm {
   const c = folder.components;
-  const loadSeconds: Record<string, number> = {};
-  const loaded: Array<{ dispose(): void }> = [];
-  const timed = <T extends object>(name: string, fn: () => T): T => {
-    const t0 = Date.now();
-    const v = fn();
-    loadSeconds[name] = (Date.now() - t0) / 1000;
-    if ('dispose' in v) loaded.push(v as unknown as { dispose(): void });
-    return v;
-  };
-  try {
+  return loadComponents((load) => {
     const parts = {
-      tokenizer: timed('tokenizer', () => RobertaTokenizer.fromFolder(c.tokenizer)),
-      textEncoder: timed('text_encoder', () => loadClapTextModel(c.text_encoder)),
-      unet: timed('unet', () => UNet2DConditionModel.load(c.unet)),
-      vae: timed('vae', () => AutoencoderKL.load(c.vae)),
-      vocoder: timed('vocoder', () => loadHifiGanVocoder(c.vocoder)),
+      tokenizer: load('tokenizer', () => RobertaTokenizer.fromFolder(c.tokenizer)),
+      textEncoder: load('text_encoder', () => loadClapTextModel(c.text_encoder)),
+      unet: load('unet', () => UNet2DConditionModel.load(c.unet)),
+      vae: load('vae', () => AutoencoderKL.load(c.vae)),
+      vocoder: load('vocoder', () => loadHifiGanVocoder(c.vocoder)),
     };
     checkComponents(parts);
-    return { folder, ...parts, loadSeconds, dispose: () => loaded.forEach((m) => m.dispose()) };
-  } catch (e) {
-    loaded.forEach((m) => m.dispose());
-    throw e;
-  }
+    return { folder, ...parts };
+  });
 }

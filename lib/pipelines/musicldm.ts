@@ -21,18 +21,16 @@
  * `tokenPruningLevels` in the result says which levels were prunable. Batch size 1; progress via `onProgress`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { guide } from '../denoisers';
 import { MusicLdmLengths, defaultAudioLengthInS, latentsToAudio, musicLdmLengths, vaeScaleFactor } from '../audio';
 import { parseHifiGanConfig } from '../models/vocoder';
 import { UNetConfig } from '../models/unet';
 import { parseVaeConfig } from '../models/vae';
-import { TorchGenerator } from '../random/torch-generator';
-import { randnLatentsNHWC } from '../random/randn-tensor';
-import { ResolvedSadaConfig, SadaConfig, resolveSadaConfig } from '../sada/config';
+import { ResolvedSadaConfig, SadaConfig } from '../sada/config';
 import { readComponentConfig } from '../weights';
-import { DenoiseResult, DenoiseStepRecord, GuidedModel, denoiseLatents } from './denoise';
+import { DenoiseStepRecord, runDenoisingLoop } from './denoise';
 import { LoadedMusicLdm, MusicLdmFolder } from './musicldm-folder';
-import { SOLVER_NAMES, SamplingPlan, SolverName, planSampling } from './sampling';
+import { SOLVER_NAMES, SamplingPlan, SolverName, checkSamplingPlan } from './sampling';
+import { classifierFreeGuidance, prepareLatents } from './steps';
 import { PipelineProgress, defaultSadaConfig } from './txt2img';
 
 /** diffusers' MusicLDMPipeline.__call__ default guidance_scale. */
@@ -125,21 +123,7 @@ export function checkMusicLdmParams(folder: MusicLdmFolder, params: MusicLdmPara
   } catch (e) {
     problems.push((e as Error).message);
   }
-  let plan: SamplingPlan | null = null;
-  if (problems.length === 0) {
-    try {
-      plan = planSampling(params.solver, params.steps, folder.schedulerConfig);
-      if (params.sada) {
-        if (!plan.sadaVariant) problems.push(plan.sadaUnavailable as string);
-        else {
-          const r = resolveSadaConfig(params.sada);
-          if (r.accEnd > params.steps) problems.push(`SADA accRange end ${r.accEnd} is past the last step (${params.steps} steps)`);
-        }
-      }
-    } catch (e) {
-      problems.push((e as Error).message);
-    }
-  }
+  const plan = checkSamplingPlan(params, folder.schedulerConfig, problems);
   if (problems.length) throw new Error(`invalid text2music settings:\n  - ${problems.join('\n  - ')}`);
   return { lengths: lengths as MusicLdmLengths, plan: plan as SamplingPlan };
 }
@@ -167,7 +151,6 @@ export async function musicLdm(pipe: LoadedMusicLdm, params: MusicLdmParams, onP
   const { lengths: L, plan } = checkMusicLdmParams(pipe.folder, params);
   const tStart = Date.now();
   const doCfg = params.guidanceScale > 1;
-  const g = params.guidanceScale;
   const owned: tf.Tensor[] = [];
   const own = <T extends tf.Tensor>(t: T): T => {
     owned.push(t);
@@ -181,30 +164,19 @@ export async function musicLdm(pipe: LoadedMusicLdm, params: MusicLdmParams, onP
     const classLabels = own(enc.classLabels);
     const tEncoded = Date.now();
 
-    // 5. latents: torch.randn([1, C, height / vsf, mel_bins / vsf]) in NCHW draw order, kept NHWC
-    const noise = own(randnLatentsNHWC(new TorchGenerator(params.seed), [1, pipe.unet.config.inChannels, L.latentHeight, L.latentWidth]));
+    // 5. latents: torch.randn([1, C, height / vsf, mel_bins / vsf]) from the seed
+    const noise = own(prepareLatents(params.seed, [1, pipe.unet.config.inChannels, L.latentHeight, L.latentWidth]));
 
-    // 7. the guided model: CFG batch [uncond; cond] through the UNet with class labels, no text context
-    const model: GuidedModel = (xIn, t, pruning) => {
+    // 7. denoising loop: the CFG batch [uncond; cond] through the UNet with class labels, no text context;
+    //    ε = ε_u + g(ε_c − ε_u)
+    const model = classifierFreeGuidance((x, t, pruning) => {
       unetCalls++;
-      return tf.tidy(() => {
-        const x = doCfg ? (tf.concat([xIn, xIn], 0) as tf.Tensor4D) : xIn;
-        const raw = pipe.unet.forward({ sample: x, timestep: t, encoderHiddenStates: null, classLabels, pruning });
-        if (!doCfg) return raw;
-        const [u, c] = tf.split(raw, 2, 0);
-        return guide(u, c, g) as tf.Tensor4D; // ε_u + g(ε_c − ε_u)
-      });
-    };
-    let denoised: DenoiseResult;
-    try {
-      denoised = await denoiseLatents(model, noise, {
-        plan, sada: params.sada, anchorSeed: params.seed,
-        onStep: (step, numSteps) => onProgress?.({ phase: 'denoise', step, numSteps, nfe: unetCalls }),
-      });
-    } catch (e) {
-      (e as Error).message = `denoising loop: ${(e as Error).message}`;
-      throw e;
-    }
+      return pipe.unet.forward({ sample: x, timestep: t, encoderHiddenStates: null, classLabels, pruning });
+    }, params.guidanceScale);
+    const denoised = await runDenoisingLoop(model, noise, {
+      plan, sada: params.sada, anchorSeed: params.seed,
+      onStep: (step, numSteps) => onProgress?.({ phase: 'denoise', step, numSteps, nfe: unetCalls }),
+    });
     own(denoised.latents);
     const tDenoised = Date.now();
 

@@ -13,6 +13,7 @@
  * DPM-Solver++ works in VP space with init 1, i.e. √(σ_0²+1)·noise in VE coordinates.
  */
 import { PredictionType, DiscreteSchedule, dpmSolverMultistepSchedule, eulerDiscreteSchedule, parseDpmSolverMultistepConfig, parseEulerDiscreteConfig } from '../schedules';
+import { SadaConfig, resolveSadaConfig } from '../sada/config';
 import { sadaVariantFromSchedulerConfig } from '../sada/from-config';
 import { kdiffusionSadaVariant } from '../sada/ksampler';
 import { SadaVariant } from '../sada/variant';
@@ -108,4 +109,28 @@ export function planSampling(solver: string, numSteps: number, folderConfig: Rea
     sadaInitScale = sadaVariant.initNoiseSigma;
   }
   return { solver: s, numSteps, predictionType, schedulerConfig: config, schedule, baselineSolver, baselineInitScale, sadaVariant, sadaUnavailable, sadaInitScale };
+}
+
+/**
+ * The plan for checked recipe params, with SADA's own conditions (a variant for this solver and prediction type,
+ * accRange inside the steps). Problems go to `problems`; planned only when there are none yet, else null.
+ */
+export function checkSamplingPlan(
+  params: { readonly solver: string; readonly steps: number; readonly sada: SadaConfig | null }, folderConfig: Readonly<Record<string, unknown>>, problems: string[],
+): SamplingPlan | null {
+  if (problems.length) return null;
+  try {
+    const plan = planSampling(params.solver, params.steps, folderConfig);
+    if (params.sada) {
+      if (!plan.sadaVariant) problems.push(plan.sadaUnavailable as string);
+      else {
+        const r = resolveSadaConfig(params.sada);
+        if (r.accEnd > params.steps) problems.push(`SADA accRange end ${r.accEnd} is past the last step (${params.steps} steps)`);
+      }
+    }
+    return plan;
+  } catch (e) {
+    problems.push((e as Error).message);
+    return null;
+  }
 }

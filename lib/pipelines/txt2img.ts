@@ -19,16 +19,14 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { guide } from '../denoisers';
 import { RgbImage, imageFromTensor, tensorFromImage } from '../io/png';
 import { AddedConditions } from '../models/unet';
-import { TorchGenerator } from '../random/torch-generator';
-import { randnLatentsNHWC } from '../random/randn-tensor';
 import { SD2_SADA, SDXL_SADA, SadaConfig, resolveSadaConfig, scaleSadaConfig } from '../sada/config';
 import { concatForGuidance, encodePromptSD, encodePromptSDXL } from '../text/encode-prompt';
-import { DenoiseResult, DenoiseStepRecord, GuidedModel, denoiseLatents } from './denoise';
+import { DenoiseStepRecord, runDenoisingLoop } from './denoise';
 import { LoadedPipeline, PipelineFolder, PipelineKind } from './folder';
-import { SOLVER_NAMES, SamplingPlan, SolverName, planSampling } from './sampling';
+import { SOLVER_NAMES, SamplingPlan, SolverName, checkSamplingPlan } from './sampling';
+import { classifierFreeGuidance, decodeLatentsToImages, prepareLatents, vaeDownsample } from './steps';
 
 export interface Txt2ImgParams {
   readonly prompt: string;
@@ -132,21 +130,7 @@ export function checkTxt2ImgParams(folder: PipelineFolder, params: Txt2ImgParams
     if (!Number.isFinite(s)) problems.push(`controlnet conditioning scale must be a finite number, got ${s}`);
   } else if (params.controlImage) problems.push(`a control image was given, but ${folder.className} has no ControlNet (attach one with a ControlNet folder)`);
   if (folder.kind !== 'sdxl' && (params.prompt2 !== undefined || params.negativePrompt2 !== undefined)) problems.push('prompt2/negativePrompt2 are SDXL-only');
-  let plan: SamplingPlan | null = null;
-  if (problems.length === 0) {
-    try {
-      plan = planSampling(params.solver, params.steps, folder.schedulerConfig);
-      if (params.sada) {
-        if (!plan.sadaVariant) problems.push(plan.sadaUnavailable as string);
-        else {
-          const r = resolveSadaConfig(params.sada);
-          if (r.accEnd > params.steps) problems.push(`SADA accRange end ${r.accEnd} is past the last step (${params.steps} steps)`);
-        }
-      }
-    } catch (e) {
-      problems.push((e as Error).message);
-    }
-  }
+  const plan = checkSamplingPlan(params, folder.schedulerConfig, problems);
   if (problems.length) throw new Error(`invalid txt2img settings:\n  - ${problems.join('\n  - ')}`);
   return { height, width, plan: plan as SamplingPlan };
 }
@@ -156,7 +140,6 @@ export async function txt2img(pipe: LoadedPipeline, params: Txt2ImgParams, onPro
   const { height, width, plan } = checkTxt2ImgParams(pipe.folder, params);
   const tStart = Date.now();
   const doCfg = params.guidanceScale > 1;
-  const g = params.guidanceScale;
   const owned: tf.Tensor[] = [];
   const own = <T extends tf.Tensor>(t: T): T => {
     owned.push(t);
@@ -199,9 +182,9 @@ export async function txt2img(pipe: LoadedPipeline, params: Txt2ImgParams, onPro
     }
     const tEncoded = Date.now();
 
-    // 2. prepare latents (torch.randn on a CPU generator, NCHW order, returned NHWC)
-    const vaeScale = 2 ** (pipe.vae.config.blockOutChannels.length - 1);
-    const noise = own(randnLatentsNHWC(new TorchGenerator(params.seed), [1, pipe.unet.config.inChannels, height / vaeScale, width / vaeScale]));
+    // 2. prepare latents: torch.randn([1, C, H/f, W/f]) from the seed
+    const f = vaeDownsample(pipe.vae);
+    const noise = own(prepareLatents(params.seed, [1, pipe.unet.config.inChannels, height / f, width / f]));
 
     // 4. ControlNet conditioning image [B_cfg, H, W, 3] in [0, 1]
     let controlCond: tf.Tensor4D | null = null;
@@ -214,49 +197,25 @@ export async function txt2img(pipe: LoadedPipeline, params: Txt2ImgParams, onPro
       }));
     }
 
-    // 5. the guided model: CFG batch through (ControlNet and) the UNet
-    const model: GuidedModel = (xIn, t, pruning) => {
+    // 5. denoising loop: the CFG batch through (ControlNet and) the UNet, ψ = ψ_u + g(ψ_c − ψ_u)
+    const model = classifierFreeGuidance((x, t, pruning) => {
       unetCalls++;
       if (pipe.controlnet) controlnetCalls++;
-      return tf.tidy(() => {
-        const x = doCfg ? (tf.concat([xIn, xIn], 0) as tf.Tensor4D) : xIn;
-        const control = pipe.controlnet
-          ? pipe.controlnet.forward({ sample: x, timestep: t, encoderHiddenStates: context, controlnetCond: controlCond!, conditioningScale: params.controlnetConditioningScale ?? 1 })
-          : null;
-        const raw = pipe.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, added, control, pruning });
-        if (!doCfg) return raw;
-        const [u, c] = tf.split(raw, 2, 0);
-        return guide(u, c, g) as tf.Tensor4D; // ψ_u + g(ψ_c − ψ_u)
-      });
-    };
-    let denoised: DenoiseResult;
-    try {
-      denoised = await denoiseLatents(model, noise, {
-        plan, sada: params.sada, anchorSeed: params.seed,
-        onStep: (step, numSteps) => onProgress?.({ phase: 'denoise', step, numSteps, nfe: unetCalls }),
-      });
-    } catch (e) {
-      (e as Error).message = `denoising loop: ${(e as Error).message}`;
-      throw e;
-    }
+      const control = pipe.controlnet
+        ? pipe.controlnet.forward({ sample: x, timestep: t, encoderHiddenStates: context, controlnetCond: controlCond!, conditioningScale: params.controlnetConditioningScale ?? 1 })
+        : null;
+      return pipe.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, added, control, pruning });
+    }, params.guidanceScale);
+    const denoised = await runDenoisingLoop(model, noise, {
+      plan, sada: params.sada, anchorSeed: params.seed,
+      onStep: (step, numSteps) => onProgress?.({ phase: 'denoise', step, numSteps, nfe: unetCalls }),
+    });
     own(denoised.latents);
     const tDenoised = Date.now();
 
     // 6.-7. decode and convert to 8-bit
     onProgress?.({ phase: 'decode', numSteps: plan.numSteps, nfe: unetCalls });
-    const vc = pipe.vae.config;
-    const pixels = tf.tidy(() => {
-      let z = tf.div(denoised.latents, vc.scalingFactor);
-      if (vc.shiftFactor !== null) z = tf.add(z, vc.shiftFactor);
-      const img = pipe.vae.decode(z as tf.Tensor4D);
-      return tf.clipByValue(tf.add(tf.mul(img, 0.5), 0.5), 0, 1);
-    });
-    let image: RgbImage;
-    try {
-      image = imageFromTensor(pixels);
-    } finally {
-      pixels.dispose();
-    }
+    const image = imageFromTensor(own(decodeLatentsToImages(pipe.vae, denoised.latents)));
     const tEnd = Date.now();
     return {
       image, height, width, nfe: denoised.nfe, unetCalls, controlnetCalls, textEncoderCalls, skippedSteps: denoised.skippedSteps,
