@@ -17,14 +17,12 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { guide } from '../denoisers';
 import { SafetensorsFile } from '../io/safetensors';
 import { BlockCache, UNet2DConditionModel } from '../models/unet';
 import { DenoiseStepRecord, GuidedModel, denoiseLatents } from '../pipelines/denoise';
 import { SamplingPlan, planSampling } from '../pipelines/sampling';
+import { classifierFreeGuidance, prepareLatents } from '../pipelines/steps';
 import { PruneStats, sadaTokenPruning } from '../pipelines/token-pruning';
-import { randnLatentsNHWC } from '../random/randn-tensor';
-import { TorchGenerator } from '../random/torch-generator';
 import { SD2_SADA, SadaConfig, resolveSadaConfig, scaleSadaConfig } from '../sada/config';
 import { seededCellDraws } from '../sada/prune';
 import { sadaSample } from '../sada/sampler';
@@ -156,17 +154,10 @@ export interface GenerateResult {
 export async function generate(m: TinySd, o: GenerateOptions): Promise<GenerateResult> {
   const plan = planSampling(o.solver, o.steps, m.schedulerConfig);
   const t0 = Date.now();
-  const noise = randnLatentsNHWC(new TorchGenerator(o.seed), [1, m.unet.config.inChannels, 8, 8]);
+  const noise = prepareLatents(o.seed, [1, m.unet.config.inChannels, 8, 8]);
   const context = classEmbeddings(m, o.guidanceScale > 1 ? [m.nullClass, o.classId] : [o.classId]);
-  const g = o.guidanceScale;
-  const model: GuidedModel = (xIn, t, pruning) => tf.tidy(() => {
-    const doCfg = g > 1;
-    const x = doCfg ? (tf.concat([xIn, xIn], 0) as tf.Tensor4D) : xIn;
-    const raw = m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, pruning });
-    if (!doCfg) return raw;
-    const [u, c] = tf.split(raw, 2, 0);
-    return guide(u, c, g) as tf.Tensor4D; // psi_u + g (psi_c - psi_u)
-  });
+  // psi = psi_u + g (psi_c - psi_u) from one UNet pass on [x; x] with [null class; class] tokens
+  const model = classifierFreeGuidance((x, t, pruning) => m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, pruning }), o.guidanceScale);
   try {
     let latents: tf.Tensor4D;
     let nfe: number;
@@ -244,17 +235,10 @@ export async function generateBatch(m: TinySd, o: { classIds: readonly number[];
   if (o.seeds.length !== n) throw new Error(`generateBatch: ${n} class ids but ${o.seeds.length} seeds`);
   const plan = planSampling(o.solver, o.steps, m.schedulerConfig);
   const C = m.unet.config.inChannels;
-  const noise = tf.tidy(() => tf.concat(o.seeds.map((s) => randnLatentsNHWC(new TorchGenerator(s), [1, C, 8, 8])), 0) as tf.Tensor4D);
+  const noise = tf.tidy(() => tf.concat(o.seeds.map((s) => prepareLatents(s, [1, C, 8, 8])), 0) as tf.Tensor4D);
   const doCfg = o.guidanceScale > 1;
   const context = classEmbeddings(m, doCfg ? [...o.classIds.map(() => m.nullClass), ...o.classIds] : o.classIds);
-  const g = o.guidanceScale;
-  const model: GuidedModel = (xIn, t) => tf.tidy(() => {
-    const x = doCfg ? (tf.concat([xIn, xIn], 0) as tf.Tensor4D) : xIn;
-    const raw = m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context });
-    if (!doCfg) return raw;
-    const [u, c] = tf.split(raw, 2, 0);
-    return guide(u, c, g) as tf.Tensor4D;
-  });
+  const model = classifierFreeGuidance((x, t, pruning) => m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, pruning }), o.guidanceScale);
   try {
     const r = await denoiseLatents(model, noise, { plan, sada: null, anchorSeed: 0 });
     const img = tf.tidy(() => decodeSpaceToDepth(r.latents));

@@ -14,8 +14,8 @@
  *   pipe.dispose();
  *
  * Pieces: folder.ts (model_index.json, components, loading), sampling.ts (solver + scheduler config ->
- * schedule, baseline solver, SADA variant), denoise.ts (the loop), token-pruning.ts (SADA's token-wise side on
- * the UNet hook), txt2img.ts (the numbered recipe).
+ * schedule, baseline solver, SADA variant), steps.ts (seeded latents, the CFG pass, VAE decode), denoise.ts (the loop),
+ * token-pruning.ts (SADA's token-wise side on the UNet hook), txt2img.ts (the numbered recipe).
  */
 export { PIPELINE_CLASSES, inspectPipelineFolder, loadPipeline } from './folder';
 export type { LoadPipelineOptions, LoadedPipeline, PipelineFolder, PipelineKind } from './folder';
