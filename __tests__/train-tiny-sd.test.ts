@@ -16,7 +16,7 @@ import { saveCheckpoint } from '../lib/train/checkpoint';
 import { useExplicitTransposeMatMul } from '../lib/train/matmul-transpose';
 import { Xoshiro128 } from '../lib/train/rng';
 import { CLASS_TABLE_ID, buildUnet, classContext, tinySdUnetConfig, vPredictionLoss } from '../lib/train/tiny-sd';
-import { TinySdTrainer, TrainConfig, exportDiffusersFolder, unetParamMap } from '../lib/train/tiny-sd-trainer';
+import { TinySdTrainer, TrainConfig, exportDiffusersFolder, learningRateAt, unetParamMap } from '../lib/train/tiny-sd-trainer';
 import { VarBuilder } from '../lib/weights';
 import { useBackend } from './helpers/backend';
 
@@ -39,6 +39,18 @@ describe('tiny-sd trainer', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tiny-sd-'));
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('learning rate: linear warm-up, then the cosine anneal f + (1 - f)(1 + cos(pi p))/2 from its start step', () => {
+    const c = { lr: 1e-3, warmupSteps: 10, lrDecay: { start: 100, steps: 50, finalFraction: 0.1 } };
+    expect(learningRateAt(c, 0)).toBeCloseTo(1e-4, 12); // (0 + 1)/10 of lr
+    expect(learningRateAt(c, 9)).toBeCloseTo(1e-3, 12);
+    expect(learningRateAt(c, 99)).toBeCloseTo(1e-3, 12);
+    expect(learningRateAt(c, 100)).toBeCloseTo(1e-3, 12); // p = 0
+    expect(learningRateAt(c, 125)).toBeCloseTo(1e-3 * (0.1 + 0.9 * 0.5), 12); // p = 1/2: cos = 0
+    expect(learningRateAt(c, 150)).toBeCloseTo(1e-4, 12); // p = 1
+    expect(learningRateAt(c, 10000)).toBeCloseTo(1e-4, 12);
+    expect(learningRateAt({ lr: 1e-3, warmupSteps: 10 }, 5000)).toBe(1e-3);
+  });
 
   it('explicit-transpose matMul kernels give the transposed products', () => {
     tf.tidy(() => {
@@ -146,11 +158,15 @@ describe('tiny-sd trainer', () => {
     const data = fakeData(10); // batch 4 over 10 items: epochs roll over mid-run
     const a = TinySdTrainer.create(CONFIG);
     for (let i = 0; i < 2; i++) a.trainStep(a.nextBatch(data));
+    a.setLrDecay({ start: 2, steps: 2, finalFraction: 0.5 }); // a schedule set on a running trainer travels with the checkpoint
+    expect(() => a.setLrDecay({ start: 2, steps: 0, finalFraction: 0.5 })).toThrow(/lr decay steps must be an integer >= 1, got 0/);
     const state = path.join(dir, 'state');
     a.save(state);
     const ra = [a.trainStep(a.nextBatch(data)), a.trainStep(a.nextBatch(data))];
+    expect(ra.map((r) => r.lr)).toEqual([CONFIG.lr, CONFIG.lr * 0.75]); // p = 0, then p = 1/2
     const b = TinySdTrainer.resume(state);
     expect(b.step).toBe(2);
+    expect(b.config.lrDecay).toEqual({ start: 2, steps: 2, finalFraction: 0.5 });
     const rb = [b.trainStep(b.nextBatch(data)), b.trainStep(b.nextBatch(data))];
     expect(rb).toEqual(ra);
     expect([b.epoch, b.position]).toEqual([a.epoch, a.position]);

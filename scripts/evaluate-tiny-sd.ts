@@ -25,6 +25,13 @@ interface Args {
   model: string; classifier: string; data: string; card: boolean;
 }
 
+/** The anneal stored in model_index.json (lr_decay: {start, steps, finalFraction} or null) in words. */
+function lrDecayText(d: unknown): string {
+  if (d === null || d === undefined) return ', constant';
+  const { start, steps, finalFraction } = d as { start: number; steps: number; finalFraction: number };
+  return `, cosine anneal from step ${start} over ${steps} steps to ${finalFraction} x lr`;
+}
+
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     perClass: 100, guidance: TINY_SD_GUIDANCE, steps: 50, solver: 'dpmpp-2m', batch: 50, sweep: [], sweepPerClass: 20, model: TINY_SD_DIR,
@@ -212,7 +219,7 @@ mid UNetMidBlock2DCrossAttn, layers_per_block ${JSON.stringify(u.layersPerBlock)
 - Data: Fashion-MNIST train split (60,000 images, 10 classes; Debian package \`dataset-fashion-mnist\`, MIT licence).
 - Objective: v-prediction MSE, t uniform in {0..999}, x_t = sqrt(abar_t) x0 + sqrt(1-abar_t) eps,
   v = sqrt(abar_t) eps - sqrt(1-abar_t) x0; label dropout ${String(mi.label_dropout)} to the null class.
-- AdamW (lr ${String(mi.lr)} after a ${String(mi.warmup_steps)}-step linear warm-up, weight decay ${String(mi.weight_decay)}, betas 0.9/0.999), global
+- AdamW (lr ${String(mi.lr)} after a ${String(mi.warmup_steps)}-step linear warm-up${lrDecayText(mi.lr_decay)}, weight decay ${String(mi.weight_decay)}, betas 0.9/0.999), global
   grad-norm clip ${String(mi.clip_grad_norm)}, EMA decay ${String(mi.ema_decay)} (diffusers warm-up), batch ${String(mi.batch)}, seed ${String(mi.seed)};
   deterministic given the seed.
 - Trained ${String(mi.trained_steps ?? '?')} steps, ${hours.toFixed(1)} hours of training on the wasm backend (one CPU core).

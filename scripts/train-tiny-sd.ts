@@ -19,6 +19,9 @@
  *   --log-every N            progress line every N steps [10]
  *   --batch B [64]  --lr X [4e-4]  --warmup N [300]  --weight-decay X [0.01]  --clip X [1]  --ema-decay X [0.999]
  *   --label-dropout P [0.1]  --seed S [0]  --channels 32,64  --layers 1  --heads 1,1  --cross-dim 64
+ *   --lr-decay-start S --lr-decay-steps N [--lr-final F (0.1)]   cosine anneal of the lr from step S over N steps
+ *                            down to F·lr (default: constant lr). A schedule option: it also applies to a resumed
+ *                            run and is then stored in its checkpoint (--lr-decay-start none removes it)
  *   --export-only            export the checkpoint's EMA weights and exit
  * Progress goes to stdout: step, loss (mean since the last line), grad norm, lr, steps/s, ETA; the loss curve is
  * appended to <state>/loss.tsv. SIGINT/SIGTERM: finish the current step, write the checkpoint, exit.
@@ -36,6 +39,8 @@ interface Args {
   data: string; state: string; out: string; maxSteps: number; maxMinutes: number; checkpointMinutes: number; exportEvery: number;
   logEvery: number; batch: number; lr: number; warmup: number; weightDecay: number; clip: number; emaDecay: number; labelDropout: number;
   seed: number; channels: number[]; layers: number; heads: number[]; crossDim: number; exportOnly: boolean;
+  /** undefined: keep what the checkpoint has; null: remove the anneal. */
+  lrDecayStart: number | null | undefined; lrDecaySteps: number | undefined; lrFinal: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -43,6 +48,7 @@ function parseArgs(argv: string[]): Args {
     data: FASHION_MNIST_DEFAULT_DIR, state: 'weights/tiny-sd/train-state', out: 'weights/tiny-sd', maxSteps: Infinity, maxMinutes: Infinity,
     checkpointMinutes: 15, exportEvery: 4, logEvery: 10, batch: 64, lr: 4e-4, warmup: 300, weightDecay: 0.01, clip: 1, emaDecay: 0.999,
     labelDropout: 0.1, seed: 0, channels: [32, 64], layers: 1, heads: [1, 1], crossDim: 64, exportOnly: false,
+    lrDecayStart: undefined, lrDecaySteps: undefined, lrFinal: 0.1,
   };
   const num = (k: string, v: string): number => {
     const x = Number(v);
@@ -79,12 +85,19 @@ function parseArgs(argv: string[]): Args {
       case 'layers': a.layers = num(key, v); break;
       case 'heads': a.heads = list(key, v); break;
       case 'cross-dim': a.crossDim = num(key, v); break;
+      case 'lr-decay-start': a.lrDecayStart = v === 'none' ? null : num(key, v); break;
+      case 'lr-decay-steps': a.lrDecaySteps = num(key, v); break;
+      case 'lr-final': a.lrFinal = num(key, v); break;
       default:
-        throw new Error(`unknown option --${key}; valid: --data --state --out --max-steps --max-minutes --checkpoint-minutes --export-every-checkpoints --log-every --batch --lr --warmup --weight-decay --clip --ema-decay --label-dropout --seed --channels --layers --heads --cross-dim --export-only`);
+        throw new Error(`unknown option --${key}; valid: --data --state --out --max-steps --max-minutes --checkpoint-minutes --export-every-checkpoints --log-every --batch --lr --warmup --weight-decay --clip --ema-decay --label-dropout --seed --channels --layers --heads --cross-dim --lr-decay-start --lr-decay-steps --lr-final --export-only`);
     }
   }
+  if ((typeof a.lrDecayStart === 'number') !== (a.lrDecaySteps !== undefined))
+    throw new Error(`--lr-decay-start and --lr-decay-steps go together (got start ${a.lrDecayStart ?? 'unset'}, steps ${a.lrDecaySteps ?? 'unset'})`);
   return a;
 }
+
+const lrDecayGiven = (a: Args): boolean => a.lrDecayStart !== undefined;
 
 const fmtTime = (s: number): string => (s === Infinity || !Number.isFinite(s) ? '?' : s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`);
 
@@ -94,6 +107,7 @@ function doExport(trainer: TinySdTrainer, args: Args): void {
   exportDiffusersFolder(args.out, trainer.config.unet, trainer.weights('ema'), map, {
     trained_steps: trainer.step, train_seconds: Math.round(trainer.trainSeconds), epochs: +(trainer.step * trainer.config.batch / 60000).toFixed(2),
     batch: trainer.config.batch, lr: trainer.config.lr, warmup_steps: trainer.config.warmupSteps, weight_decay: trainer.config.weightDecay,
+    lr_decay: trainer.config.lrDecay ?? null,
     clip_grad_norm: trainer.config.clipGradNorm, ema_decay: trainer.config.emaDecay, label_dropout: trainer.config.labelDropout, seed: trainer.config.seed,
     dataset: 'Fashion-MNIST train (60k)',
   }, FASHION_MNIST_CLASSES);
@@ -120,6 +134,10 @@ async function main(): Promise<void> {
     trainer = TinySdTrainer.create(config);
     console.log(`fresh start: ${JSON.stringify({ ...config, unet: undefined })}`);
   }
+  if (lrDecayGiven(args)) trainer.setLrDecay(typeof args.lrDecayStart === 'number' ? { start: args.lrDecayStart, steps: args.lrDecaySteps!, finalFraction: args.lrFinal } : undefined);
+  const d = trainer.config.lrDecay;
+  console.log(d ? `lr: ${trainer.config.lr} after ${trainer.config.warmupSteps} warm-up steps, cosine anneal from step ${d.start} over ${d.steps} steps to ${d.finalFraction} x lr`
+    : `lr: ${trainer.config.lr} after ${trainer.config.warmupSteps} warm-up steps, constant`);
   const nParams = [...trainer.params.values()].reduce((s, v) => s + v.size, 0);
   console.log(`model: block_out_channels ${JSON.stringify(trainer.config.unet.block_out_channels)}, layers_per_block ${trainer.config.unet.layers_per_block}, ` +
     `heads ${JSON.stringify(trainer.config.unet.attention_head_dim)}, cross_attention_dim ${trainer.config.unet.cross_attention_dim}; ${nParams} trained parameters`);

@@ -39,6 +39,35 @@ export interface TrainConfig {
   /** Probability of replacing the label by the null class (classifier-free guidance training). */
   readonly labelDropout: number;
   readonly seed: number;
+  /**
+   * Optional cosine anneal of the learning rate after the warm-up (absent: constant lr): from step `start` the
+   * rate falls as lr·(f + (1 − f)·(1 + cos(π·min(1, (step − start)/steps)))/2) to lr·f, f = finalFraction.
+   * A schedule option: a resumed run may replace it (scripts/train-tiny-sd.ts --lr-decay-start ...).
+   */
+  readonly lrDecay?: LrDecay;
+}
+
+export interface LrDecay {
+  readonly start: number;
+  readonly steps: number;
+  readonly finalFraction: number;
+}
+
+/** Learning rate of optimiser step `step` (0-based: the step about to run): linear warm-up, then optional cosine anneal. */
+export function learningRateAt(c: Pick<TrainConfig, 'lr' | 'warmupSteps' | 'lrDecay'>, step: number): number {
+  const warm = Math.min(1, (step + 1) / Math.max(1, c.warmupSteps));
+  const d = c.lrDecay;
+  if (!d || step < d.start) return c.lr * warm;
+  const p = Math.min(1, (step - d.start) / d.steps);
+  return c.lr * warm * (d.finalFraction + (1 - d.finalFraction) * 0.5 * (1 + Math.cos(Math.PI * p)));
+}
+
+/** Checks an anneal schedule; the error names the bad value. */
+export function checkLrDecay(d: LrDecay): LrDecay {
+  if (!(Number.isInteger(d.start) && d.start >= 0)) throw new Error(`lr decay start must be an integer step >= 0, got ${d.start}`);
+  if (!(Number.isInteger(d.steps) && d.steps >= 1)) throw new Error(`lr decay steps must be an integer >= 1, got ${d.steps}`);
+  if (!(d.finalFraction >= 0 && d.finalFraction <= 1)) throw new Error(`lr final fraction must be in [0, 1], got ${d.finalFraction}`);
+  return d;
 }
 
 /** What the checkpoint's JSON metadata holds besides the Adam step. */
@@ -85,7 +114,7 @@ export function epochPermutation(n: number, seed: number, epoch: number): Uint32
 }
 
 export class TinySdTrainer {
-  readonly config: TrainConfig;
+  config: TrainConfig;
   readonly unet: UNet2DConditionModel;
   readonly dim: number;
   /** Every trained variable by id: the UNet's (VarBuilder ids) and the class table. */
@@ -224,7 +253,7 @@ export class TinySdTrainer {
     value.dispose();
     const byId = new Map<string, tf.Tensor>();
     for (const [name, g] of Object.entries(grads)) byId.set(this.idOf.get(name)!, g);
-    const lr = c.lr * Math.min(1, (this.step + 1) / Math.max(1, c.warmupSteps));
+    const lr = learningRateAt(c, this.step);
     const adamCfg: AdamConfig = { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: c.weightDecay, clipGradNorm: c.clipGradNorm };
     let gradNorm: number;
     try {
@@ -235,6 +264,11 @@ export class TinySdTrainer {
     this.step += 1;
     emaUpdate(this.ema, this.params, this.step, c.emaDecay);
     return { step: this.step, loss, gradNorm, lr };
+  }
+
+  /** Replaces the learning-rate anneal (a schedule option: weights, moments and data order are unaffected). */
+  setLrDecay(d: LrDecay | undefined): void {
+    this.config = { ...this.config, lrDecay: d === undefined ? undefined : checkLrDecay(d) };
   }
 
   meta(): TrainerMeta {
