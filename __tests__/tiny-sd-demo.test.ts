@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { TINY_SD_DIR, classEmbeddings, disposeTinySd, generate, generateBatch, loadTinySd, tinySdAvailable, tinySdReady, TinySd } from '../lib/demo/tiny-sd';
+import { TINY_SD_DIR, TINY_SD_GUIDANCE, classEmbeddings, disposeTinySd, generate, generateBatch, loadTinySd, tinySdAvailable, tinySdGuidance, tinySdReady, TinySd } from '../lib/demo/tiny-sd';
 import { classifierForward, loadClassifier } from '../lib/metrics/fashion-classifier';
 import { psnr } from '../lib/metrics/image-quality';
 import { tinySdUnetConfig } from '../lib/train/tiny-sd';
@@ -41,6 +41,19 @@ describe('tiny-sd demo pipeline', () => {
     expect(tinySdAvailable(path.join(dir, 'nothing'))).toBe(false);
     expect(m.classNames).toEqual(CLASSES);
     expect(m.nullClass).toBe(10);
+  });
+
+  it('the demo and benchmark guidance is the evaluated one (evaluation.json), TINY_SD_GUIDANCE before any evaluation', () => {
+    expect(tinySdGuidance(dir)).toBe(TINY_SD_GUIDANCE);
+    const ev = path.join(dir, 'evaluation.json');
+    try {
+      fs.writeFileSync(ev, JSON.stringify({ sampler: { solver: 'dpmpp-2m', steps: 50, guidance: 4.5 } }));
+      expect(tinySdGuidance(dir)).toBe(4.5);
+      fs.writeFileSync(ev, JSON.stringify({ sampler: { guidance: 'high' } }));
+      expect(() => tinySdGuidance(dir)).toThrow(/sampler\.guidance must be a number, got "high"/);
+    } finally {
+      fs.rmSync(ev, { force: true });
+    }
   });
 
   it('SADA from the same noise: fewer UNet calls, close to the baseline; skip-only never prunes, prune-only never skips; no leaks', async () => {

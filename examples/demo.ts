@@ -3,7 +3,7 @@
  * Stable-Diffusion-style UNet trained on Fashion-MNIST by scripts/train-tiny-sd.ts; see weights/README.md).
  *
  *   npx ts-node --transpile-only examples/demo.ts [--out out/demo] [--seeds-per-class 1] [--steps 50]
- *        [--solver dpmpp-2m|euler] [--guidance 3] [--model weights/tiny-sd] [--force]
+ *        [--solver dpmpp-2m|euler] [--guidance G (default: the evaluated scale)] [--model weights/tiny-sd] [--force]
  *
  * For every class (prompt = class name) and seed: the baseline sampler and SADA from the same noise, interleaved.
  * Writes a labelled grid (PNG: per class, baseline | SADA | 4x |difference|) and a JSON record; prints NFE, wall
@@ -14,7 +14,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { describeBackend, selectBackend } from '../lib/backend';
-import { TINY_SD_DIR, TINY_SD_GUIDANCE, asFloatImage, disposeTinySd, generate, loadTinySd, tinySdAvailable, tinySdReady, tinySdSadaConfig } from '../lib/demo/tiny-sd';
+import { TINY_SD_DIR, asFloatImage, disposeTinySd, generate, loadTinySd, tinySdAvailable, tinySdGuidance, tinySdReady, tinySdSadaConfig } from '../lib/demo/tiny-sd';
 import { escapeXml, renderSvgToPng, svgImage } from '../lib/demo/render';
 import { psnr, ssim } from '../lib/metrics/image-quality';
 
@@ -23,7 +23,8 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { out: path.join('out', 'demo'), seedsPerClass: 1, steps: 50, solver: 'dpmpp-2m', guidance: TINY_SD_GUIDANCE, model: TINY_SD_DIR, force: false };
+  // guidance: NaN until given; then the scale the model was evaluated with (its evaluation.json)
+  const a: Args = { out: path.join('out', 'demo'), seedsPerClass: 1, steps: 50, solver: 'dpmpp-2m', guidance: NaN, model: TINY_SD_DIR, force: false };
   for (let i = 0; i < argv.length; i += 2) {
     if (argv[i] === '--force') {
       a.force = true;
@@ -52,6 +53,7 @@ function parseArgs(argv: string[]): Args {
   }
   if (!Number.isInteger(a.seedsPerClass) || a.seedsPerClass < 1) throw new Error(`--seeds-per-class must be a positive integer, got ${a.seedsPerClass}`);
   if (!Number.isInteger(a.steps) || a.steps < 4) throw new Error(`--steps must be an integer >= 4 (SADA needs 4), got ${a.steps}`);
+  if (Number.isNaN(a.guidance) && tinySdAvailable(a.model)) a.guidance = tinySdGuidance(a.model);
   return a;
 }
 

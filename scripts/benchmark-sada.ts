@@ -2,7 +2,7 @@
  * SADA benchmark on the trained demo model (weights/tiny-sd), issue 7 item 5.
  *
  *   npx ts-node --transpile-only scripts/benchmark-sada.ts [--seeds 100] [--configs dpmpp-2m:50,dpmpp-2m:20,euler:50,euler:20]
- *        [--guidance 3] [--out weights/tiny-sd/benchmark] [--model weights/tiny-sd] [--classifier weights/fashion-classifier]
+ *        [--guidance G (default: the scale in the model's evaluation.json)] [--out weights/tiny-sd/benchmark] [--model weights/tiny-sd] [--classifier weights/fashion-classifier]
  *
  * For every solver:steps config and seed i (class i mod 10, torch.randn from seed i): the baseline, SADA, and the
  * two ablations (step skipping only = no token pruning; token pruning only = skipping disabled), run interleaved in
@@ -16,7 +16,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, selectBackend } from '../lib/backend';
-import { TINY_SD_DIR, TINY_SD_GUIDANCE, SampleMode, asFloatImage, disposeTinySd, generate, loadTinySd, tinySdSadaConfig, GenerateResult } from '../lib/demo/tiny-sd';
+import { TINY_SD_DIR, SampleMode, asFloatImage, disposeTinySd, generate, loadTinySd, tinySdGuidance, tinySdSadaConfig, GenerateResult } from '../lib/demo/tiny-sd';
 import { linePanel, renderSvgToPng, escapeXml } from '../lib/demo/render';
 import { classifierForward, loadClassifier, ClassifierParams } from '../lib/metrics/fashion-classifier';
 import { psnr, ssim } from '../lib/metrics/image-quality';
@@ -28,7 +28,7 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const a: Args = {
     seeds: 100, configs: [{ solver: 'dpmpp-2m', steps: 50 }, { solver: 'dpmpp-2m', steps: 20 }, { solver: 'euler', steps: 50 }, { solver: 'euler', steps: 20 }],
-    guidance: TINY_SD_GUIDANCE, out: path.join(TINY_SD_DIR, 'benchmark'), model: TINY_SD_DIR, classifier: 'weights/fashion-classifier',
+    guidance: NaN, out: path.join(TINY_SD_DIR, 'benchmark'), model: TINY_SD_DIR, classifier: 'weights/fashion-classifier',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const v = argv[i + 1];
@@ -43,7 +43,10 @@ function parseArgs(argv: string[]): Args {
           return { solver, steps: Number(steps) };
         });
         break;
-      case '--guidance': a.guidance = Number(v); break;
+      case '--guidance':
+        a.guidance = Number(v);
+        if (!(a.guidance >= 1)) throw new Error(`--guidance must be a number >= 1, got '${v}'`);
+        break;
       case '--out': a.out = v; break;
       case '--model': a.model = v; break;
       case '--classifier': a.classifier = v; break;
@@ -51,6 +54,7 @@ function parseArgs(argv: string[]): Args {
     }
   }
   if (!Number.isInteger(a.seeds) || a.seeds < 1) throw new Error(`--seeds must be a positive integer, got ${a.seeds}`);
+  if (Number.isNaN(a.guidance)) a.guidance = tinySdGuidance(a.model); // the scale the model card reports
   return a;
 }
 

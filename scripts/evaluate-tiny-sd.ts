@@ -6,9 +6,11 @@
  *   - Frechet distance in the classifier's penultimate (128-d) features between N generated images (N/10 per
  *     class) and N test images, next to the same distance between two disjoint sets of N test images.
  *
- *   npx ts-node --transpile-only scripts/evaluate-tiny-sd.ts [--per-class 100] [--guidance 3] [--steps 50]
+ *   npx ts-node --transpile-only scripts/evaluate-tiny-sd.ts [--per-class 100] [--guidance G] [--steps 50]
  *        [--solver dpmpp-2m] [--batch 50] [--sweep 1,2,3,5] [--model weights/tiny-sd] [--data DIR] [--no-card]
- * --sweep: first a quick agreement sweep over guidance scales (--sweep-per-class images each, default 20).
+ * --sweep: first a quick agreement sweep over guidance scales (--sweep-per-class images each, default 20); without
+ * --guidance the evaluation then uses the sweep's best scale (ties: the smaller), else TINY_SD_GUIDANCE (3). The demo
+ * and the benchmark sample with the scale recorded here (evaluation.json).
  */
 import * as fs from 'fs';
 import * as path from 'path';
@@ -21,7 +23,8 @@ import { frechetDistanceOfFeatures } from '../lib/metrics/frechet';
 import { SafetensorsFile } from '../lib/io/safetensors';
 
 interface Args {
-  perClass: number; guidance: number; steps: number; solver: string; batch: number; sweep: number[]; sweepPerClass: number;
+  /** null: the best scale of the sweep (ties: the smaller), or TINY_SD_GUIDANCE without a sweep. */
+  perClass: number; guidance: number | null; steps: number; solver: string; batch: number; sweep: number[]; sweepPerClass: number;
   model: string; classifier: string; data: string; card: boolean;
 }
 
@@ -34,7 +37,7 @@ function lrDecayText(d: unknown): string {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
-    perClass: 100, guidance: TINY_SD_GUIDANCE, steps: 50, solver: 'dpmpp-2m', batch: 50, sweep: [], sweepPerClass: 20, model: TINY_SD_DIR,
+    perClass: 100, guidance: null, steps: 50, solver: 'dpmpp-2m', batch: 50, sweep: [], sweepPerClass: 20, model: TINY_SD_DIR,
     classifier: 'weights/fashion-classifier', data: FASHION_MNIST_DEFAULT_DIR, card: true,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -137,7 +140,10 @@ async function main(): Promise<void> {
     console.log(`guidance ${g}: classifier agreement ${(100 * r.overall).toFixed(1)}% (${a.sweepPerClass} per class)`);
   }
 
-  const gen = await sampleAll(m, a, a.perClass, a.guidance, progress(`samples g=${a.guidance}`));
+  const best = sweep.reduce<{ guidance: number; agreement: number } | null>((b, s) => (b === null || s.agreement > b.agreement ? s : b), null);
+  const guidance = a.guidance ?? best?.guidance ?? TINY_SD_GUIDANCE;
+  console.log(`guidance ${guidance}: ${a.guidance !== null ? 'given (--guidance)' : best ? 'the best of the sweep' : 'the default (no --sweep)'}`);
+  const gen = await sampleAll(m, a, a.perClass, guidance, progress(`samples g=${guidance}`));
   process.stderr.write('\n');
   const n = gen.classes.length;
   const g = classify(clf, gen.images, n);
@@ -157,14 +163,14 @@ async function main(): Promise<void> {
   const all = classify(clf, Float32Array.from(test.images, (v) => v / 255), test.count).labels;
   const testAcc = all.reduce((s, l, i) => s + (l === test.labels[i] ? 1 : 0), 0) / test.count;
 
-  console.log(`\nclassifier agreement (${a.solver} ${a.steps} steps, guidance ${a.guidance}, ${a.perClass} per class): ${(100 * agr.overall).toFixed(1)}%`);
+  console.log(`\nclassifier agreement (${a.solver} ${a.steps} steps, guidance ${guidance}, ${a.perClass} per class): ${(100 * agr.overall).toFixed(1)}%`);
   m.classNames.forEach((c, i) => console.log(`  ${c.padEnd(12)} ${(100 * agr.perClass[i]).toFixed(1)}%`));
   console.log(`Frechet distance (classifier features, ${n} vs ${n}): generated vs test ${fdGen.toFixed(3)}; test vs disjoint test ${fdTest.toFixed(3)}`);
   console.log(`classifier test accuracy ${(100 * testAcc).toFixed(2)}%`);
 
   const result = {
     date: new Date().toISOString(), backend: describeBackend(info), model: a.model, modelIndex: m.modelIndex,
-    sampler: { solver: a.solver, steps: a.steps, guidance: a.guidance, seeds: '10000*class + k', perClass: a.perClass },
+    sampler: { solver: a.solver, steps: a.steps, guidance, seeds: '10000*class + k', perClass: a.perClass },
     classifierTestAccuracy: testAcc, agreement: agr.overall, agreementPerClass: Object.fromEntries(m.classNames.map((c, i) => [c, agr.perClass[i]])),
     frechetGeneratedVsTest: fdGen, frechetTestVsTest: fdTest, frechetSamples: n, guidanceSweep: sweep, seconds: (Date.now() - t0) / 1000,
   };

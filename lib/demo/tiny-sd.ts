@@ -43,8 +43,21 @@ export interface TinySd {
 }
 
 export const TINY_SD_DIR = 'weights/tiny-sd';
-/** Classifier-free guidance scale of the demo, the benchmark and the model card (chosen by scripts/evaluate-tiny-sd.ts). */
+/** Classifier-free guidance scale used when a model has no evaluation.json yet (scripts/evaluate-tiny-sd.ts). */
 export const TINY_SD_GUIDANCE = 3;
+
+/**
+ * The guidance scale the model was evaluated with (evaluation.json's sampler.guidance, chosen by
+ * scripts/evaluate-tiny-sd.ts), so the demo and the benchmark sample as the model card reports; TINY_SD_GUIDANCE
+ * when the model has not been evaluated.
+ */
+export function tinySdGuidance(dir = TINY_SD_DIR): number {
+  const ev = path.join(dir, 'evaluation.json');
+  if (!fs.existsSync(ev)) return TINY_SD_GUIDANCE;
+  const g = (readJson(ev).sampler as { guidance?: unknown } | undefined)?.guidance;
+  if (typeof g !== 'number' || !Number.isFinite(g)) throw new Error(`${ev}: sampler.guidance must be a number, got ${JSON.stringify(g)}`);
+  return g;
+}
 
 /** True when `dir` holds an exported model (unet weights, class embedder and scheduler config). */
 export function tinySdAvailable(dir = TINY_SD_DIR): boolean {
