@@ -15,7 +15,9 @@
  *      (the line number in merges.txt), all occurrences of it left to right, until no ranked pair is left.
  *   3. Look each resulting symbol up in vocab.json.
  * CLIP differs only in step 2's starting point: its last character carries the end-of-word suffix '</w>'.
+ * Around these steps both split the text at their added tokens first (`ByteLevelBpeTokens`, below).
  */
+import { AddedToken, splitOnAddedTokens } from './special-tokens';
 
 /**
  * GPT-2's `bytes_to_unicode`: byte value -> one printable character.
@@ -123,5 +125,50 @@ export class BytePairEncoder {
     }
     this.cache.set(piece, word);
     return word;
+  }
+}
+
+/** The parts of a byte-level BPE tokenizer that `ByteLevelBpeTokens` puts together. */
+export interface ByteLevelBpeParts {
+  readonly encoder: BytePairEncoder;
+  /** vocab.json: token -> id. */
+  readonly vocab: ReadonlyMap<string, number>;
+  /** Tokens split out of the text before BPE (special tokens and `added_tokens_decoder`), special-tokens.ts. */
+  readonly noSplitTokens: readonly AddedToken[];
+  readonly unkTokenId: number;
+  /** The tokenizer's own clean-up and pre-tokenisation of a piece without added tokens (CLIP or GPT-2 pattern). */
+  readonly preTokenize: (text: string) => string[];
+}
+
+/**
+ * What the CLIP and RoBERTa tokenizers do around the merge loop (transformers 4.44 `PreTrainedTokenizer.tokenize`
+ * and `_convert_token_to_id_with_added_voc`, tokenization_utils.py):
+ *   - split the text at the added tokens (special-tokens.ts); an added token stays whole and maps to its id;
+ *   - pre-tokenise every other piece, byte-encode each pre-token and BPE it (steps 1-2 above);
+ *   - token -> id: the added tokens first, then vocab.json, else the unk id (step 3).
+ */
+export class ByteLevelBpeTokens {
+  constructor(private readonly parts: ByteLevelBpeParts) {}
+
+  /** The BPE token strings of a text without added tokens. */
+  private bpeTokens(text: string): string[] {
+    const out: string[] = [];
+    for (const piece of this.parts.preTokenize(text)) out.push(...this.parts.encoder.bpe(byteEncode(piece)));
+    return out;
+  }
+
+  /** The token strings of `text` (added tokens split out first; no start/end tokens added). */
+  tokenize(text: string): string[] {
+    return splitOnAddedTokens(text, this.parts.noSplitTokens).flatMap((p) => (p.added ? [p.added.content] : this.bpeTokens(p.text)));
+  }
+
+  /** `_convert_token_to_id_with_added_voc`: added tokens, then vocab, unknown -> unk id. */
+  tokenToId(token: string): number {
+    return this.parts.noSplitTokens.find((t) => t.content === token)?.id ?? this.parts.vocab.get(token) ?? this.parts.unkTokenId;
+  }
+
+  /** The ids of `text`'s tokens (no start/end tokens added). */
+  tokenIds(text: string): number[] {
+    return splitOnAddedTokens(text, this.parts.noSplitTokens).flatMap((p) => (p.added ? [p.added.id] : this.bpeTokens(p.text).map((t) => this.tokenToId(t))));
   }
 }

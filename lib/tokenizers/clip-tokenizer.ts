@@ -23,9 +23,9 @@
  * those pipelines feed their text encoders (and what the reference vectors hold).
  */
 import * as path from 'path';
-import { BytePairEncoder, byteEncode } from './byte-level-bpe';
+import { BytePairEncoder, ByteLevelBpeTokens } from './byte-level-bpe';
 import { buildEncoding, EncodeOptions, Encoding } from './encoding';
-import { AddedToken, splitOnAddedTokens } from './special-tokens';
+import { AddedToken, specialTokenId } from './special-tokens';
 import { PY_REGEX_WHITESPACE_CLASS, pySplit } from './python-unicode';
 import { readTokenizerSettings, resolveTokenizerSettings, TokenizerSettings } from './tokenizer-config';
 import { readMergesTxt, readVocabJson } from './vocab-files';
@@ -129,8 +129,8 @@ export class ClipTokenizer {
   readonly padTokenId: number;
   private readonly encoder: BytePairEncoder;
   private readonly addedTokens: readonly AddedToken[];
-  /** Tokens split out of the text before BPE: bos, eos, unk, pad and `added_tokens_decoder`. */
-  private readonly noSplitTokens: readonly AddedToken[];
+  /** Splits out bos, eos, unk, pad and the `added_tokens_decoder` tokens, runs steps 1-5 on the rest, looks up ids. */
+  private readonly tokens: ByteLevelBpeTokens;
 
   /**
    * `ranks` is the merge table (vocab-files.ts `readMergesTxt`); `addedTokens` (tokenizer_config.json
@@ -154,7 +154,10 @@ export class ClipTokenizer {
     for (const t of [this.config.bosToken, this.config.eosToken, this.config.unkToken, this.config.padToken]) {
       if (!noSplit.has(t)) noSplit.set(t, { content: t, id: this.specialId('special', t) });
     }
-    this.noSplitTokens = [...noSplit.values()];
+    this.tokens = new ByteLevelBpeTokens({
+      encoder: this.encoder, vocab, noSplitTokens: [...noSplit.values()], unkTokenId: this.unkTokenId,
+      preTokenize: (text) => clipPreTokenize(clipBasicClean(text)),
+    });
   }
 
   /**
@@ -178,32 +181,22 @@ export class ClipTokenizer {
   }
 
   private specialId(role: string, token: string): number {
-    const id = this.vocab.get(token) ?? this.addedTokens.find((t) => t.content === token)?.id;
-    if (id === undefined) throw new Error(`CLIP tokenizer: the ${role} token ${JSON.stringify(token)} is neither in vocab.json nor in added_tokens_decoder`);
-    return id;
+    return specialTokenId('CLIP', role, token, this.vocab, this.addedTokens);
   }
 
-  /** Steps 1-5 on a text without special tokens: its BPE token strings. */
-  private bpeTokens(text: string): string[] {
-    const out: string[] = [];
-    for (const piece of clipPreTokenize(clipBasicClean(text))) out.push(...this.encoder.bpe(byteEncode(piece)));
-    return out;
-  }
-
-  /** The token strings of `text` (special tokens split out first; no start/end tokens added). */
+  /** The token strings of `text` (special tokens split out first, steps 1-5 on the rest; no start/end tokens added). */
   tokenize(text: string): string[] {
-    return splitOnAddedTokens(text, this.noSplitTokens).flatMap((p) => (p.added ? [p.added.content] : this.bpeTokens(p.text)));
+    return this.tokens.tokenize(text);
   }
 
   /** `_convert_token_to_id_with_added_voc`: added tokens, then vocab, unknown -> unk id. */
   tokenToId(token: string): number {
-    return this.noSplitTokens.find((t) => t.content === token)?.id ?? this.vocab.get(token) ?? this.unkTokenId;
+    return this.tokens.tokenToId(token);
   }
 
   /** `tokenizer(text, padding="max_length", max_length=77, truncation=True)` by default. */
   encode(text: string, options: EncodeOptions = {}): Encoding {
-    const ids = splitOnAddedTokens(text, this.noSplitTokens).flatMap((p) => (p.added ? [p.added.id] : this.bpeTokens(p.text).map((t) => this.tokenToId(t))));
-    return buildEncoding(ids, { bos: this.bosTokenId, eos: this.eosTokenId, pad: this.padTokenId }, this.config.modelMaxLength, options);
+    return buildEncoding(this.tokens.tokenIds(text), { bos: this.bosTokenId, eos: this.eosTokenId, pad: this.padTokenId }, this.config.modelMaxLength, options);
   }
 
   /** Padded ids of several prompts, row-major [texts.length, L] (for a tf.tensor2d(..., 'int32')). */

@@ -12,10 +12,10 @@
  *   4. [<s>] + ids + [</s>], truncate to model_max_length (512), pad with <pad>; attention_mask 1 on <s>..</s>
  */
 import * as path from 'path';
-import { BytePairEncoder, byteEncode } from './byte-level-bpe';
+import { BytePairEncoder, ByteLevelBpeTokens } from './byte-level-bpe';
 import { buildEncoding, EncodeOptions, Encoding } from './encoding';
 import { PY_REGEX_WHITESPACE_CLASS } from './python-unicode';
-import { AddedToken, splitOnAddedTokens } from './special-tokens';
+import { AddedToken, specialTokenId } from './special-tokens';
 import { readTokenizerSettings, resolveTokenizerSettings, TokenizerSettings } from './tokenizer-config';
 import { readMergesTxt, readVocabJson } from './vocab-files';
 
@@ -83,25 +83,26 @@ export class RobertaTokenizer {
   readonly sepTokenId: number;
   readonly padTokenId: number;
   readonly unkTokenId: number;
-  private readonly encoder: BytePairEncoder;
-  private readonly noSplitTokens: readonly AddedToken[];
+  /** Added-token split (step 1), steps 2-3 and id lookup. */
+  private readonly tokens: ByteLevelBpeTokens;
 
   constructor(vocab: ReadonlyMap<string, number>, ranks: ReadonlyMap<string, number>, config: Partial<RobertaTokenizerConfig> = {}, addedTokens: readonly AddedToken[] = []) {
     this.config = { ...ROBERTA_TOKENIZER_DEFAULTS, ...config };
     this.vocab = vocab;
-    this.encoder = new BytePairEncoder(ranks, '');
     const c = this.config;
     const noSplit = new Map<string, AddedToken>(addedTokens.map((t) => [t.content, t]));
     for (const t of [c.bosToken, c.eosToken, c.sepToken, c.clsToken, c.unkToken, c.padToken, c.maskToken]) {
-      if (!noSplit.has(t)) noSplit.set(t, { content: t, id: this.specialId(t, addedTokens) });
+      if (!noSplit.has(t)) noSplit.set(t, { content: t, id: specialTokenId('RoBERTa', 'special', t, vocab, addedTokens) });
     }
     const mask = noSplit.get(c.maskToken)!;
     noSplit.set(c.maskToken, { ...mask, lstrip: c.maskLstrip });
-    this.noSplitTokens = [...noSplit.values()];
     this.clsTokenId = noSplit.get(c.clsToken)!.id;
     this.sepTokenId = noSplit.get(c.sepToken)!.id;
     this.padTokenId = noSplit.get(c.padToken)!.id;
     this.unkTokenId = noSplit.get(c.unkToken)!.id;
+    this.tokens = new ByteLevelBpeTokens({
+      encoder: new BytePairEncoder(ranks, ''), vocab, noSplitTokens: [...noSplit.values()], unkTokenId: this.unkTokenId, preTokenize: gpt2PreTokenize,
+    });
   }
 
   /** Loads `vocab.json`, `merges.txt` and the tokenizer settings of a folder (diffusers `tokenizer/`). */
@@ -115,31 +116,17 @@ export class RobertaTokenizer {
     return new RobertaTokenizer(vocab, ranks, { ...robertaTokenizerConfigFrom(settings), ...overrides }, settings.addedTokens);
   }
 
-  private specialId(token: string, addedTokens: readonly AddedToken[]): number {
-    const id = this.vocab.get(token) ?? addedTokens.find((t) => t.content === token)?.id;
-    if (id === undefined) throw new Error(`RoBERTa tokenizer: the special token ${JSON.stringify(token)} is neither in vocab.json nor in added_tokens_decoder`);
-    return id;
-  }
-
-  /** Steps 2-3 on a text without special tokens: its BPE token strings. */
-  private bpeTokens(text: string): string[] {
-    const out: string[] = [];
-    for (const piece of gpt2PreTokenize(text)) out.push(...this.encoder.bpe(byteEncode(piece)));
-    return out;
-  }
-
-  /** The token strings of `text` (special tokens split out; no <s>/</s> added). */
+  /** The token strings of `text` (special tokens split out, steps 2-3 on the rest; no <s>/</s> added). */
   tokenize(text: string): string[] {
-    return splitOnAddedTokens(text, this.noSplitTokens).flatMap((p) => (p.added ? [p.added.content] : this.bpeTokens(p.text)));
+    return this.tokens.tokenize(text);
   }
 
   tokenToId(token: string): number {
-    return this.noSplitTokens.find((t) => t.content === token)?.id ?? this.vocab.get(token) ?? this.unkTokenId;
+    return this.tokens.tokenToId(token);
   }
 
   /** `tokenizer(text, padding="max_length", max_length=512, truncation=True)` by default. */
   encode(text: string, options: EncodeOptions = {}): Encoding {
-    const ids = splitOnAddedTokens(text, this.noSplitTokens).flatMap((p) => (p.added ? [p.added.id] : this.bpeTokens(p.text).map((t) => this.tokenToId(t))));
-    return buildEncoding(ids, { bos: this.clsTokenId, eos: this.sepTokenId, pad: this.padTokenId }, this.config.modelMaxLength, options);
+    return buildEncoding(this.tokens.tokenIds(text), { bos: this.clsTokenId, eos: this.sepTokenId, pad: this.padTokenId }, this.config.modelMaxLength, options);
   }
 }

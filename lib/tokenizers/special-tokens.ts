@@ -55,3 +55,13 @@ export function splitOnAddedTokens(text: string, tokens: readonly AddedToken[]):
   }
   return pieces.filter((p) => p.added !== null || p.text !== '');
 }
+
+/**
+ * The id of a special token named in the settings: vocab.json first, then `added_tokens_decoder`. `owner` and
+ * `role` only name it in the error ("CLIP tokenizer: the bos token ...").
+ */
+export function specialTokenId(owner: string, role: string, token: string, vocab: ReadonlyMap<string, number>, addedTokens: readonly AddedToken[]): number {
+  const id = vocab.get(token) ?? addedTokens.find((t) => t.content === token)?.id;
+  if (id === undefined) throw new Error(`${owner} tokenizer: the ${role} token ${JSON.stringify(token)} is neither in vocab.json nor in added_tokens_decoder`);
+  return id;
+}
