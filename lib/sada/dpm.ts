@@ -14,11 +14,11 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { dpmSolverPlusPlusUpdate } from '../solvers';
-import { PredictionType, momentumMap, predictNextVP, vpDrift } from './criterion';
+import { PredictionType, predictNextVP, vpDrift } from './criterion';
 import { VpDiscreteSchedule } from './euler';
 import { evaluateLagrangeNodes, pushLagrangeNode } from './lagrange';
 import { SadaState } from './state';
-import { SadaVariant, VariantStepInput, VariantStepOutput, applyDecision, evaluateCriterion } from './variant';
+import { SadaVariant, VariantStepInput, VariantStepOutput, predictAndDecide } from './variant';
 
 /** The DPMSolverMultistepScheduler config fields that matter here (diffusers names in comments). */
 export interface DpmSolverOptions {
@@ -81,18 +81,12 @@ export function dpmSadaVariant(schedule: VpDiscreteSchedule, opts: DpmSolverOpti
       state = { ...state, solver: { kind: 'dpm', modelOutputs, lowerOrderNums: Math.min(lon + 1, order) } };
       const f = vpDrift(opts.predictionType, psi, x, betaN, N, sN, sqrtAlphaBar);
 
-      let outcome = null;
-      let xHat: tf.Tensor | null = null;
-      const scratch: tf.Tensor[] = [];
-      const [f2, f1] = state.prevF;
-      if (f2 !== null && f1 !== null) {
-        xHat = predictNextVP(x, f, f1, f2, N, options.coefficients);
-        const M = momentumMap(prev, xHat, f, f1, f2);
-        outcome = evaluateCriterion(M, n, state.consSkip, cfg, options);
-        M.dispose();
-        scratch.push(xHat);
-      }
-      state = applyDecision(state, n, outcome);
+      // x̂_{n+1} = x^VP_n − δ(c0 f_n + c1 f_{n−1} + c2 f_{n−2}) with x^VP_n = x_n (spec §3.2); M_n, m_n, decision (§3.3).
+      const f1 = state.prevF[1];
+      const predicted = predictAndDecide(state, n, prev, f, (fPrev1, fPrev2) => predictNextVP(x, f, fPrev1, fPrev2, N, options.coefficients), cfg, options);
+      const { xHat, outcome } = predicted;
+      state = predicted.state;
+      const scratch: tf.Tensor[] = xHat ? [xHat] : [];
       let predX0: tf.Tensor | null = null;
       if (outcome?.decision.skipNext) {
         predX0 = outcome.decision.kind === 'lagrange'

@@ -13,10 +13,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { eulerUpdate } from '../solvers';
-import { PredictionType, momentumMap, predictNextVP, vpDrift } from './criterion';
+import { PredictionType, predictNextVP, vpDrift } from './criterion';
 import { evaluateLagrangeNodes, pushLagrangeNode } from './lagrange';
 import { SadaState } from './state';
-import { SadaVariant, VariantStepInput, VariantStepOutput, applyDecision, evaluateCriterion } from './variant';
+import { SadaVariant, VariantStepInput, VariantStepOutput, predictAndDecide } from './variant';
 
 /** The discrete VP schedule a diffusers scheduler exposes after `set_timesteps(N)`. */
 export interface VpDiscreteSchedule {
@@ -79,17 +79,14 @@ export function eulerSadaVariant(schedule: VpDiscreteSchedule, predictionType: P
       const prev = eulerUpdate(x, x0, sigma, sigmaNext);
       const f = tf.tidy(() => vpDrift(predictionType, psi, tf.mul(x, alphaN), betaN, N, sN, alphaN));
 
-      let outcome = null;
-      let xHat: tf.Tensor | null = null;
-      const [f2, f1] = state.prevF;
-      if (f2 !== null && f1 !== null) {
-        xHat = tf.tidy(() => tf.div(predictNextVP(tf.mul(x, alphaN), f, f1, f2, N, options.coefficients), alphaNext));
-        const M = momentumMap(prev, xHat, f, f1, f2);
-        outcome = evaluateCriterion(M, n, state.consSkip, cfg, options);
-        M.dispose();
-        scratch.push(xHat);
-      }
-      state = applyDecision(state, n, outcome);
+      // x̂_{n+1} = (α_n x_n − δ(c0 f_n + c1 f_{n−1} + c2 f_{n−2})) / α_{n+1} (spec §3.2); M_n, m_n, decision (§3.3).
+      const f1 = state.prevF[1];
+      const predicted = predictAndDecide(
+        state, n, prev, f, (fPrev1, fPrev2) => tf.tidy(() => tf.div(predictNextVP(tf.mul(x, alphaN), f, fPrev1, fPrev2, N, options.coefficients), alphaNext)), cfg, options,
+      );
+      const { xHat, outcome } = predicted;
+      state = predicted.state;
+      if (xHat) scratch.push(xHat);
 
       let predX0: tf.Tensor | null = null;
       if (outcome?.decision.skipNext) {

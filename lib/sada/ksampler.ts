@@ -21,10 +21,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { dpmSolverPlusPlusOrderAt, dpmSolverPlusPlusUpdate, eulerUpdate, toD } from '../solvers';
-import { momentumMap } from './criterion';
 import { evaluateLagrangeNodes, pushLagrangeNode } from './lagrange';
 import { SadaState } from './state';
-import { SadaVariant, VariantStepInput, VariantStepOutput, applyDecision, evaluateCriterion } from './variant';
+import { SadaVariant, VariantStepInput, VariantStepOutput, predictAndDecide } from './variant';
 
 export type KSamplerName = 'euler' | 'heun' | 'dpmpp_2m' | 'dpmpp_3m';
 
@@ -90,18 +89,15 @@ export function kdiffusionSadaVariant(sampler: KSamplerName, schedule: KSadaSche
         state = { ...state, solver: { kind: 'dpm', modelOutputs: history, lowerOrderNums: Math.min(solver.lowerOrderNums + 1, order) } };
       }
 
-      let outcome = null;
-      let xHat: tf.Tensor | null = null;
-      const [d2, d1] = state.prevF;
-      if (d2 !== null && d1 !== null) {
-        const c = options.coefficients;
-        xHat = tf.tidy(() => tf.add(x, tf.mul(tf.add(tf.add(tf.mul(d, c.c0), tf.mul(d1, c.c1)), tf.mul(d2, c.c2)), kappa * (sigmaNext - sigma))));
-        const M = momentumMap(prev, xHat, d, d1, d2);
-        outcome = evaluateCriterion(M, n, state.consSkip, cfg, options);
-        M.dispose();
-        scratch.push(xHat);
-      }
-      state = applyDecision(state, n, outcome);
+      // x̂ = x_n + κ(σ_{n+1} − σ_n)(c0 d_n + c1 d_{n−1} + c2 d_{n−2}); M = (x_{n+1} − x̂) ⊙ Δ²d_n, m = mean(M), decision.
+      const d1 = state.prevF[1];
+      const c = options.coefficients;
+      const predicted = predictAndDecide(
+        state, n, prev, d, (dPrev1, dPrev2) => tf.tidy(() => tf.add(x, tf.mul(tf.add(tf.add(tf.mul(d, c.c0), tf.mul(dPrev1, c.c1)), tf.mul(dPrev2, c.c2)), kappa * (sigmaNext - sigma)))), cfg, options,
+      );
+      const { xHat, outcome } = predicted;
+      state = predicted.state;
+      if (xHat) scratch.push(xHat);
       let predX0: tf.Tensor | null = null;
       if (outcome?.decision.skipNext) {
         predX0 = outcome.decision.kind === 'lagrange' ? evaluateLagrangeNodes(state.lagrange, n + 1) : tf.tidy(() => tf.sub(xHat as tf.Tensor, tf.mul(d, sigmaNext)));

@@ -1,12 +1,13 @@
 /**
  * The interface every SADA solver variant implements, and the part of a step all variants share: evaluate the
- * momentum, take the decision (decision.ts), rebuild the token score on a no-skip decision (token-score.ts).
+ * momentum, take the decision (decision.ts), rebuild the token score on a no-skip decision (token-score.ts);
+ * `predictAndDecide` adds the predictor-residual momentum of the Euler, DPM and k-diffusion variants.
  * Variants: euler.ts (PatchedEulerDiscreteScheduler), dpm.ts (PatchedDPMSolverMultistepScheduler), flow.ts
  * (PatchedFlowMatchEulerDiscreteScheduler), and the k-diffusion extension in ksampler.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ResolvedSadaConfig } from './config';
-import { PredictorCoefficients } from './criterion';
+import { PredictorCoefficients, momentumMap } from './criterion';
 import { SkipDecision, decideSkip } from './decision';
 import { SadaSolverState, SadaState } from './state';
 import { TokenScoreMap, tokenScore } from './token-score';
@@ -116,4 +117,36 @@ export function applyDecision(state: SadaState, n: number, outcome: CriterionOut
     momentumLog: [...state.momentumLog, outcome.momentumMean],
     temporalScore: outcome.score ?? state.temporalScore,
   };
+}
+
+/** What `predictAndDecide` returns. */
+export interface PredictAndDecide {
+  /** The state after the decision (unchanged when the criterion was not evaluated). */
+  readonly state: SadaState;
+  /** The predictor's x̂_{n+1}, owned by the caller (null before step 2). */
+  readonly xHat: tf.Tensor | null;
+  /** The criterion's outcome (null before step 2). */
+  readonly outcome: CriterionOutcome | null;
+}
+
+/**
+ * The end of a step in the Euler, DPM-Solver++ and k-diffusion variants (spec §3.2-3.3, §3.6-3.7), evaluated once
+ * f_{n−1} and f_{n−2} exist (`state.prevF` = [f_{n−2}, f_{n−1}], i.e. from n = 2 on):
+ *
+ *   x̂_{n+1} = predictNext(f_{n−1}, f_{n−2})        the variant's predictor (x^VP_n − δ(c0 f_n + c1 f_{n−1} + c2 f_{n−2}), rescaled)
+ *   M_n     = (x_{n+1} − x̂_{n+1}) ⊙ Δ²f_n,  m_n = mean(M_n)  → decision, token score on "compute next"
+ *
+ * `xNext` is the solver's real x_{n+1}, `f` the drift f_n (k-diffusion: d_n). The flow variant has no predictor.
+ */
+export function predictAndDecide(
+  state: SadaState, n: number, xNext: tf.Tensor, f: tf.Tensor, predictNext: (fPrev1: tf.Tensor, fPrev2: tf.Tensor) => tf.Tensor,
+  cfg: ResolvedSadaConfig, options: SadaStepOptions,
+): PredictAndDecide {
+  const [f2, f1] = state.prevF;
+  if (f2 === null || f1 === null) return { state, xHat: null, outcome: null };
+  const xHat = predictNext(f1, f2);
+  const M = momentumMap(xNext, xHat, f, f1, f2);
+  const outcome = evaluateCriterion(M, n, state.consSkip, cfg, options);
+  M.dispose();
+  return { state: applyDecision(state, n, outcome), xHat, outcome };
 }
