@@ -60,27 +60,38 @@ export function makeToyGmm(numel: number): ElementwiseGmm {
 export type GmmOutput = 'x0' | 'epsilon' | 'v_prediction' | 'flow';
 
 /**
- * The exact denoiser in the convention of a SADA variant: 'x0' (k-diffusion, VE input), 'epsilon' /
- * 'v_prediction' (diffusers discrete VP; the input is the VP sample, σ = ctx.sigma), 'flow' (velocity).
+ * The exact model output at noise level σ for the flat sample z, float64:
+ *   'x0'            E[x0 | z], a = 1, b = σ                                  (k-diffusion, VE sample)
+ *   'epsilon'       ε = (z − a·x0)/b, a = 1/√(1+σ²), b = σa                  (diffusers discrete VP, VP sample)
+ *   'v_prediction'  v = a·ε − b·x0, same a, b
+ *   'flow'          (z − x0)/σ, a = 1 − σ, b = σ                              (velocity)
+ * with x0 = E[x0 | z] of the mixture at (a, b).
+ */
+export function gmmModelOutput(g: ElementwiseGmm, z: ArrayLike<number>, sigma: number, output: GmmOutput): Float64Array {
+  if (output === 'x0') return gmmPosteriorMean(g, z, 1, sigma);
+  if (output === 'flow') {
+    const x0 = gmmPosteriorMean(g, z, 1 - sigma, sigma);
+    return Float64Array.from(x0, (x0i, i) => (z[i] - x0i) / sigma);
+  }
+  const a = 1 / Math.sqrt(1 + sigma * sigma);
+  const b = sigma * a;
+  const x0 = gmmPosteriorMean(g, z, a, b);
+  return Float64Array.from(x0, (x0i, i) => {
+    const eps = (z[i] - a * x0i) / b;
+    return output === 'epsilon' ? eps : a * eps - b * x0i;
+  });
+}
+
+/**
+ * The exact denoiser in the convention of a SADA variant (`gmmModelOutput` at σ = ctx.sigma): 'x0' (k-diffusion,
+ * VE input), 'epsilon' / 'v_prediction' (diffusers discrete VP; the input is the VP sample), 'flow' (velocity).
  */
 export function gmmSadaDenoiser(g: ElementwiseGmm, output: GmmOutput): SadaDenoiser {
   return (x, ctx) => {
     const z = x.dataSync();
-    const s = ctx.sigma;
     const numel = g.means[0].length;
     if (z.length !== numel) throw new Error(`GMM denoiser: latent has ${z.length} elements, the mixture ${numel} (batch > 1: build one mixture per batch layout)`);
-    if (output === 'x0') return tf.tensor(Float32Array.from(gmmPosteriorMean(g, z, 1, s)), x.shape);
-    if (output === 'flow') {
-      const x0 = gmmPosteriorMean(g, z, 1 - s, s);
-      return tf.tensor(Float32Array.from(z, (zi, i) => (zi - x0[i]) / s), x.shape);
-    }
-    const a = 1 / Math.sqrt(1 + s * s);
-    const b = s * a;
-    const x0 = gmmPosteriorMean(g, z, a, b);
-    return tf.tensor(Float32Array.from(z, (zi, i) => {
-      const eps = (zi - a * x0[i]) / b;
-      return output === 'epsilon' ? eps : a * eps - b * x0[i];
-    }), x.shape);
+    return tf.tensor(Float32Array.from(gmmModelOutput(g, z, ctx.sigma, output)), x.shape);
   };
 }
 

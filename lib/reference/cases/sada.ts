@@ -22,10 +22,10 @@ import { sadaVariantFromSchedulerConfig } from '../../sada/from-config';
 import { SadaDenoiser, sadaSample } from '../../sada/sampler';
 import { SadaStepRecord } from '../../sada/state';
 import { SadaVariant } from '../../sada/variant';
-import { ElementwiseGmm, gmmPosteriorMean } from '../../sada/toy-gmm';
+import { ElementwiseGmm, gmmModelOutput } from '../../sada/toy-gmm';
 
 // ---------------------------------------------------------------------------------------------------------------
-// The analytic model of the README ("Analytic models"): lib/sada/toy-gmm's exact posterior mean (float64), with
+// The analytic model of the README ("Analytic models"): lib/sada/toy-gmm's exact model output (float64), with
 // the reference's σ(t) table and timestep conventions, returned as float32.
 
 /** σ(t) = np.interp(t, arange(T), sqrt((1−ᾱ)/ᾱ)), ᾱ = cumprod(1 − linspace(√β0, √β1, T)²), all float64. */
@@ -62,10 +62,8 @@ function caseDenoiser(c: ReferenceCase, flow: boolean): SadaDenoiser {
   const meta = c.meta<{ model: { prediction_type?: string; beta_start?: number; beta_end?: number; T?: number } }>();
   if (flow) {
     return (x, ctx) => {
-      const z = x.dataSync();
       const t = Math.fround(Math.fround(ctx.t) / 1000); // the transformer receives timestep/1000 (float32)
-      const x0 = gmmPosteriorMean(g, z, 1 - t, t);
-      return tf.tensor(Float32Array.from(z, (zi, i) => (zi - x0[i]) / t), x.shape);
+      return tf.tensor(Float32Array.from(gmmModelOutput(g, x.dataSync(), t, 'flow')), x.shape);
     };
   }
   const m = meta.model;
@@ -73,17 +71,7 @@ function caseDenoiser(c: ReferenceCase, flow: boolean): SadaDenoiser {
   const sigmaOf = vpSigmaOfT(m.beta_start, m.beta_end, m.T);
   const pred = m.prediction_type;
   if (pred !== 'epsilon' && pred !== 'v_prediction') throw new Error(`${c.dir}: meta.model.prediction_type must be epsilon or v_prediction, found ${pred}`);
-  return (x, ctx) => {
-    const z = x.dataSync();
-    const sigma = sigmaOf(ctx.t);
-    const a = 1 / Math.sqrt(1 + sigma * sigma);
-    const b = sigma * a;
-    const x0 = gmmPosteriorMean(g, z, a, b);
-    return tf.tensor(Float32Array.from(z, (zi, i) => {
-      const eps = (zi - a * x0[i]) / b;
-      return pred === 'epsilon' ? eps : a * eps - b * x0[i];
-    }), x.shape);
-  };
+  return (x, ctx) => tf.tensor(Float32Array.from(gmmModelOutput(g, x.dataSync(), sigmaOf(ctx.t), pred)), x.shape);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -19,54 +19,24 @@ import {
 } from '../../schedules';
 import { DPMPP_2M, DPM_2, EULER, HEUN, Solver, dpmSolverPlusPlus, sample, sampleFlowMatchEuler } from '../../solvers';
 import { Denoiser } from '../../denoisers/types';
+import { ElementwiseGmm, gmmModelOutput } from '../../sada/toy-gmm';
 import { CaseChecker, ReferenceCase } from '../case';
 import { Comparison, SCHEDULE_TOL, TRAJECTORY_TOL, compareClose, compareExact } from '../compare';
 
 type Report = (c: Comparison) => void;
 
 // ---------------------------------------------------------------------------------------------------------------
-// The analytic model of the README ("Analytic models"): elementwise Gaussian mixture, exact posterior mean.
+// The analytic model of the README ("Analytic models"): elementwise Gaussian mixture, exact posterior mean
+// (lib/sada/toy-gmm: `gmmModelOutput`, float64), with this folder's σ(t) and timestep conventions.
 
-interface Gmm {
-  readonly pi: readonly number[];
-  readonly s: readonly number[];
-  /** K mean tensors, flattened (same layout as the latent). */
-  readonly means: readonly Float64Array[];
-}
-
-/** E[x0 | z] for z = a·x0 + b·n, evaluated in float64 element by element. */
-function posteriorMean(g: Gmm, z: ArrayLike<number>, a: number, b: number): Float64Array {
-  const K = g.pi.length;
-  const out = new Float64Array(z.length);
-  const l = new Float64Array(K);
-  const v = g.s.map((sk) => a * a * sk * sk + b * b);
-  for (let i = 0; i < z.length; i++) {
-    let lmax = -Infinity;
-    for (let k = 0; k < K; k++) {
-      const r = z[i] - a * g.means[k][i];
-      l[k] = Math.log(g.pi[k]) - 0.5 * Math.log(v[k]) - (r * r) / (2 * v[k]);
-      if (l[k] > lmax) lmax = l[k];
-    }
-    let wsum = 0;
-    let acc = 0;
-    for (let k = 0; k < K; k++) {
-      const w = Math.exp(l[k] - lmax);
-      wsum += w;
-      acc += w * (g.means[k][i] + (a * g.s[k] * g.s[k] * (z[i] - a * g.means[k][i])) / v[k]);
-    }
-    out[i] = acc / wsum;
-  }
-  return out;
-}
-
-function gmmFromCase(c: ReferenceCase, latentNumel: number): Gmm {
+function gmmFromCase(c: ReferenceCase, latentNumel: number): ElementwiseGmm {
   const model = c.meta<{ model?: { gmm?: { pi: number[]; s: number[] } } }>().model;
   if (!model?.gmm) throw new Error(`${c.dir}/meta.json: no model.gmm`);
   const means = c.input('gmm_means');
   const K = means.shape[0];
   if (model.gmm.pi.length !== K || model.gmm.s.length !== K) throw new Error(`${c.dir}: meta.model.gmm has ${model.gmm.pi.length} weights and ${model.gmm.s.length} scales for ${K} gmm_means rows`);
   if (means.data.length !== K * latentNumel) throw new Error(`${c.dir}: gmm_means has ${means.data.length} elements, expected ${K} x ${latentNumel} (the noise's size)`);
-  return { pi: model.gmm.pi, s: model.gmm.s, means: Array.from({ length: K }, (_, k) => Float64Array.from(means.data.subarray(k * latentNumel, (k + 1) * latentNumel))) };
+  return { weights: model.gmm.pi, stds: model.gmm.s, means: Array.from({ length: K }, (_, k) => Float64Array.from(means.data.subarray(k * latentNumel, (k + 1) * latentNumel))) };
 }
 
 /** float64 values → a float32 tensor of `shape`. */
@@ -75,7 +45,7 @@ function toTensor(v: Float64Array, shape: number[]): tf.Tensor {
 }
 
 /** The VP model F(x_in, t): σ(t) from a float64 scaled_linear schedule; output ε or v. */
-function vpGmmModel(c: ReferenceCase, g: Gmm): DiffusionModel {
+function vpGmmModel(c: ReferenceCase, g: ElementwiseGmm): DiffusionModel {
   const m = c.meta<{ model: { prediction_type: string; beta_start: number; beta_end: number; T: number; kind: string } }>().model;
   if (m.kind !== 'vp_discrete_gmm') throw new Error(`${c.dir}/meta.json: model.kind '${m.kind}', expected 'vp_discrete_gmm'`);
   // β = linspace(√β0, √β1, T)², ᾱ = cumprod(1 − β), all float64 (numpy)
@@ -87,36 +57,20 @@ function vpGmmModel(c: ReferenceCase, g: Gmm): DiffusionModel {
   });
   const ts = sig.map((_, i) => i);
   return (xIn, t) => {
-    const sigma = npInterp(t, ts, sig);
-    const a = 1 / Math.sqrt(1 + sigma * sigma);
-    const b = sigma * a;
-    const z = xIn.dataSync();
-    const x0 = posteriorMean(g, z, a, b);
-    const out = new Float64Array(z.length);
-    for (let i = 0; i < z.length; i++) {
-      const eps = (z[i] - a * x0[i]) / b;
-      out[i] = m.prediction_type === 'epsilon' ? eps : a * eps - b * x0[i];
-    }
-    if (m.prediction_type !== 'epsilon' && m.prediction_type !== 'v_prediction') throw new Error(`${c.dir}: model.prediction_type '${m.prediction_type}'`);
-    return toTensor(out, xIn.shape);
+    const pred = m.prediction_type;
+    if (pred !== 'epsilon' && pred !== 'v_prediction') throw new Error(`${c.dir}: model.prediction_type '${pred}'`);
+    return toTensor(gmmModelOutput(g, xIn.dataSync(), npInterp(t, ts, sig), pred), xIn.shape);
   };
 }
 
 /** Flow velocity F(x, timestep): t = timestep/1000, a = 1 − t, b = t, v = (x − x0hat)/t. */
-function flowGmmModel(g: Gmm, numTrainTimesteps: number): DiffusionModel {
-  return (x, timestep) => {
-    const t = timestep / numTrainTimesteps;
-    const z = x.dataSync();
-    const x0 = posteriorMean(g, z, 1 - t, t);
-    const out = new Float64Array(z.length);
-    for (let i = 0; i < z.length; i++) out[i] = (z[i] - x0[i]) / t;
-    return toTensor(out, x.shape);
-  };
+function flowGmmModel(g: ElementwiseGmm, numTrainTimesteps: number): DiffusionModel {
+  return (x, timestep) => toTensor(gmmModelOutput(g, x.dataSync(), timestep / numTrainTimesteps, 'flow'), x.shape);
 }
 
 /** k-diffusion VE denoiser D(x, σ) = x0hat(z = x, a = 1, b = σ). */
-function veGmmDenoiser(g: Gmm): Denoiser {
-  return (x, sigma) => toTensor(posteriorMean(g, x.dataSync(), 1, sigma), x.shape);
+function veGmmDenoiser(g: ElementwiseGmm): Denoiser {
+  return (x, sigma) => toTensor(gmmModelOutput(g, x.dataSync(), sigma, 'x0'), x.shape);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
