@@ -14,16 +14,20 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { melSpectrogramImage, melValueRange, writeWav, WavFormat } from '../lib/audio';
-import { BACKEND_NAMES, BackendName, describeBackend, selectBackend } from '../lib/backend';
 import { RgbImage, imageGrid, writePng } from '../lib/io/png';
 import { psnr, ssim } from '../lib/metrics/image-quality';
-import { DenoiseStepRecord, PipelineProgress, SOLVER_NAMES, SolverName } from '../lib/pipelines';
+import { DenoiseStepRecord, SOLVER_NAMES, SolverName } from '../lib/pipelines';
 import {
   MUSICLDM_DEFAULT_GUIDANCE, MusicLdmParams, MusicLdmResult, checkMusicLdmParams, defaultMusicLdmSadaConfig, musicLdm, transformerLevels,
 } from '../lib/pipelines/musicldm';
 import { MusicLdmFolder, inspectMusicLdmFolder, loadMusicLdm } from '../lib/pipelines/musicldm-folder';
 import { SadaConfig, resolveSadaConfig } from '../lib/sada/config';
-import { Flag, ParsedFlags, UsageError, finite, floatImage, formatUsage, parseFlags, stepMark } from './cli-common';
+import {
+  CliIo, Flag, ParsedFlags, ProgressBar, RUN_FLAGS_LAST, RunSettings, RunTimes, accRangeAndWarmup, barEvent, checkRunFlags, comparisonLines,
+  finishSettingsCheck, finite, floatImage, formatUsage, inspectedFolder, loadOnBackend, outputStem, runAsMain, settingsOrExitCode, speedups, stepMark,
+} from './cli-common';
+
+export type { CliIo } from './cli-common';
 
 // ---------------------------------------------------------------------------------------------------------------
 // flags
@@ -48,16 +52,8 @@ const FLAGS: readonly Flag[] = [
   { name: 'max-downsample', kind: 'int', help: 'SADA: prune tokens of transformer blocks at downsample <= this (0 = none)' },
   { name: 'wav-format', kind: 'string', help: 'pcm16 | float32 (default pcm16)' },
   { name: 'out', kind: 'string', help: 'output .wav path; the mel PNG and the JSON record go next to it (default out/text2music-seed<seed>.wav)' },
-  { name: 'backend', kind: 'string', help: `${BACKEND_NAMES.join(' | ')} (default: best available; env SADA_BACKEND)` },
-  { name: 'warmup', kind: 'int', help: 'warm-up steps before timed runs (default 1 with --compare, else 0)' },
-  { name: 'quiet', kind: 'bool', help: 'no progress bar' },
-  { name: 'help', kind: 'bool', help: 'show this help' },
+  ...RUN_FLAGS_LAST,
 ];
-
-/** This CLI's flags parsed (every problem reported together in one UsageError). */
-export function parseCliFlags(argv: readonly string[]): ParsedFlags {
-  return parseFlags(FLAGS, argv);
-}
 
 export function usage(): string {
   return formatUsage('usage: npm run text2music -- --model-dir DIR --prompt TEXT [options]', FLAGS,
@@ -67,17 +63,11 @@ export function usage(): string {
 // ---------------------------------------------------------------------------------------------------------------
 // settings
 
-export interface CliSettings {
+export interface CliSettings extends RunSettings {
   readonly folder: MusicLdmFolder;
   readonly params: Omit<MusicLdmParams, 'sada'>;
-  readonly sada: SadaConfig;
-  readonly runSada: boolean;
-  readonly compare: boolean;
   readonly outWav: string;
   readonly wavFormat: WavFormat;
-  readonly backend: BackendName | undefined;
-  readonly warmup: number;
-  readonly quiet: boolean;
 }
 
 /** Validates every flag against the folder (configs only, no weights); throws UsageError listing the problems. */
@@ -85,34 +75,14 @@ export function resolveSettings(flags: ParsedFlags): CliSettings {
   const problems: string[] = [];
   const str = (k: string) => flags[k] as string | undefined;
   const num = (k: string) => flags[k] as number | undefined;
-  if (str('model-dir') === undefined) problems.push('--model-dir is required');
-  if (str('prompt') === undefined) problems.push('--prompt is required');
-  if (flags.sada && flags['no-sada']) problems.push('--sada and --no-sada exclude each other');
-  if (flags.compare && flags['no-sada']) problems.push('--compare runs both baseline and SADA; drop --no-sada');
-  const backend = str('backend');
-  if (backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(backend)) problems.push(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${backend}'`);
+  const backend = checkRunFlags(flags, problems);
   const wavFormat = str('wav-format') ?? 'pcm16';
   if (wavFormat !== 'pcm16' && wavFormat !== 'float32') problems.push(`--wav-format must be pcm16 or float32, got '${wavFormat}'`);
   const seed = num('seed') ?? 0;
   const outWav = str('out') ?? path.join('out', `text2music-seed${seed}.wav`);
   if (!/\.wav$/i.test(outWav)) problems.push(`--out must name a .wav file, got '${outWav}'`);
-  let accRange: [number, number] | undefined;
-  if (str('acc-range') !== undefined) {
-    const parts = (str('acc-range') as string).split(',').map(Number);
-    if (parts.length !== 2 || parts.some((p) => !Number.isInteger(p) || p < 0)) problems.push(`--acc-range must be start,end (two non-negative integers), got '${str('acc-range')}'`);
-    else accRange = [parts[0], parts[1]];
-  }
-  const warmup = num('warmup') ?? (flags.compare ? 1 : 0);
-  if (warmup < 0) problems.push(`--warmup must be >= 0, got ${warmup}`);
-  let folder: MusicLdmFolder | null = null;
-  if (str('model-dir') !== undefined) {
-    try {
-      folder = inspectMusicLdmFolder(str('model-dir') as string);
-    } catch (e) {
-      problems.push((e as Error).message);
-    }
-  }
-  if (!folder) throw new UsageError(problems.join('\n'));
+  const { accRange, warmup } = accRangeAndWarmup(flags, problems);
+  const folder = inspectedFolder(str('model-dir'), inspectMusicLdmFolder, problems);
 
   const steps = num('steps') ?? DEFAULT_STEPS;
   let sada: SadaConfig = defaultMusicLdmSadaConfig(steps >= 4 ? steps : DEFAULT_STEPS);
@@ -125,16 +95,9 @@ export function resolveSettings(flags: ParsedFlags): CliSettings {
     guidanceScale: num('guidance-scale') ?? MUSICLDM_DEFAULT_GUIDANCE, seed, solver: (str('solver') ?? 'dpmpp-2m') as SolverName,
   };
   const withSada = runSada || flags.compare === true;
-  try {
-    if (withSada) resolveSadaConfig(sada);
-    checkMusicLdmParams(folder, { ...params, sada: withSada ? sada : null });
-  } catch (e) {
-    problems.push((e as Error).message.replace(/^invalid text2music settings:\n {2}- /, '').replace(/\n {2}- /g, '\n'));
-  }
-  if (problems.length) throw new UsageError(problems.join('\n'));
+  finishSettingsCheck(problems, 'text2music', withSada ? sada : null, (checked) => checkMusicLdmParams(folder, { ...params, sada: checked }));
   return {
-    folder, params, sada, runSada, compare: flags.compare === true, outWav, wavFormat: wavFormat as WavFormat,
-    backend: backend as BackendName | undefined, warmup, quiet: flags.quiet === true,
+    folder, params, sada, runSada, compare: flags.compare === true, outWav, wavFormat: wavFormat as WavFormat, backend, warmup, quiet: flags.quiet === true,
   };
 }
 
@@ -149,24 +112,9 @@ function markFor(prunable: boolean): (s: DenoiseStepRecord) => string {
   return (s) => (prunable || !s.modelCalled ? stepMark(s) : 'F');
 }
 
-/** Progress on stderr: the step marks, NFE and time. */
-function progressPrinter(
-  label: string, out: NodeJS.WritableStream & { isTTY?: boolean }, quiet: boolean, mark: (s: DenoiseStepRecord) => string,
-): { update(p: PipelineProgress): void; done(): void } {
-  let marks = '';
-  const t0 = Date.now();
-  return {
-    update(p) {
-      if (quiet) return;
-      if (p.step) marks += mark(p.step);
-      const line = `${label} ${p.phase.padEnd(7)} [${marks.padEnd(p.numSteps, '.')}] step ${marks.length}/${p.numSteps} NFE ${p.nfe} ${((Date.now() - t0) / 1000).toFixed(1)}s`;
-      if (out.isTTY) out.write(`\r${line}`);
-      else if (p.phase !== 'denoise' || marks.length === p.numSteps) out.write(`${line}\n`);
-    },
-    done() {
-      if (!quiet && out.isTTY) out.write('\n');
-    },
-  };
+/** What the --compare summary reads of a run. */
+function runTimes(r: MusicLdmResult): RunTimes {
+  return { nfe: r.nfe, denoiseMs: r.timings.denoiseMs, totalMs: r.timings.totalMs };
 }
 
 function melImage(r: MusicLdmResult, range: readonly [number, number]): RgbImage {
@@ -182,47 +130,25 @@ function runRecord(label: string, r: MusicLdmResult, wav: string, png: string) {
   };
 }
 
-export interface CliIo {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
-}
-
 /** The whole CLI; returns the exit code (0 ok, 1 runtime error, 2 bad input). */
 export async function runCli(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const say = (s: string) => io.stdout.write(`${s}\n`);
-  let s: CliSettings;
+  const s = settingsOrExitCode(argv, io, { flags: FLAGS, usage, resolve: resolveSettings });
+  if (typeof s === 'number') return s;
+  const { backend, loaded: pipe } = await loadOnBackend(s.backend, say, `model: ${s.folder.dir} (${s.folder.className})`, () => loadMusicLdm(s.folder));
   try {
-    const flags = parseCliFlags(argv);
-    if (flags.help) {
-      say(usage());
-      return 0;
-    }
-    s = resolveSettings(flags);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    io.stderr.write(`error: ${e.message}\n\nrun with --help for every option\n`);
-    return 2;
-  }
-  const info = await selectBackend(s.backend);
-  say(describeBackend(info));
-  say(`model: ${s.folder.dir} (${s.folder.className})`);
-  const tLoad = Date.now();
-  const pipe = loadMusicLdm(s.folder);
-  try {
-    say(`loaded in ${((Date.now() - tLoad) / 1000).toFixed(1)} s`);
     if (s.warmup > 0) await musicLdm(pipe, { ...s.params, steps: s.warmup, sada: null });
     const sadaMark = markFor(transformerLevels(pipe.unet.config, s.sada.maxDownsample).length > 0);
     const run = async (label: string, sada: SadaConfig | null) => {
-      const bar = progressPrinter(label, io.stderr, s.quiet, sada ? sadaMark : stepMark);
-      const r = await musicLdm(pipe, { ...s.params, sada }, (p) => bar.update(p));
+      const bar = new ProgressBar(label, io.stderr, s.quiet);
+      const r = await musicLdm(pipe, { ...s.params, sada }, (p) => bar.update(barEvent(p, sada ? sadaMark : stepMark)));
       bar.done();
       if (r.promptTruncated) io.stderr.write(`warning: the prompt was cut to ${pipe.tokenizer.config.modelMaxLength} tokens (CLAP's limit)\n`);
       return r;
     };
-    const stem = s.outWav.replace(/\.wav$/i, '');
-    fs.mkdirSync(path.dirname(path.resolve(s.outWav)), { recursive: true });
+    const stem = outputStem(s.outWav, /\.wav$/i);
     const record: Record<string, unknown> = {
-      tool: 'sada-tfjs examples/text2music.ts', date: new Date().toISOString(), backend: describeBackend(info),
+      tool: 'sada-tfjs examples/text2music.ts', date: new Date().toISOString(), backend,
       model: { dir: path.resolve(s.folder.dir), className: s.folder.className, loadSeconds: pipe.loadSeconds },
       params: s.params, wavFormat: s.wavFormat, sadaConfig: s.runSada || s.compare ? resolveSadaConfig(s.sada) : null,
       legend: 'stepModes: F full compute, R cache refresh (all tokens), P token-pruned, - skipped (no UNet call)',
@@ -245,15 +171,10 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
       writePng(pc, imageGrid([ib, is], 1, 4));
       const p = psnr(floatImage(is), floatImage(ib));
       const q = ssim(floatImage(is), floatImage(ib));
-      const cmp = {
-        speedupDenoise: baseline.timings.denoiseMs / Math.max(1, accel.timings.denoiseMs), speedupTotal: baseline.timings.totalMs / Math.max(1, accel.timings.totalMs),
-        nfeBaseline: baseline.nfe, nfeSada: accel.nfe, melPsnrDb: finite(p), melSsim: q, melRange: range, stackedMelPng: pc,
-      };
+      const [tb, ta] = [runTimes(baseline), runTimes(accel)];
       record.runs = [runRecord('baseline', baseline, wb, pb), runRecord('sada', accel, ws, ps)];
-      record.comparison = cmp;
-      say(`baseline: NFE ${baseline.nfe}, denoise ${(baseline.timings.denoiseMs / 1000).toFixed(2)} s, total ${(baseline.timings.totalMs / 1000).toFixed(2)} s`);
-      say(`SADA:     NFE ${accel.nfe}, denoise ${(accel.timings.denoiseMs / 1000).toFixed(2)} s, total ${(accel.timings.totalMs / 1000).toFixed(2)} s, steps ${accel.steps.map(sadaMark).join('')}`);
-      say(`speed-up ${cmp.speedupDenoise.toFixed(2)}x (denoising loop), ${cmp.speedupTotal.toFixed(2)}x (total); mel PSNR ${Number.isFinite(p) ? p.toFixed(2) : p} dB, SSIM ${q.toFixed(4)} (SADA vs baseline)`);
+      record.comparison = { ...speedups(tb, ta), nfeBaseline: baseline.nfe, nfeSada: accel.nfe, melPsnrDb: finite(p), melSsim: q, melRange: range, stackedMelPng: pc };
+      comparisonLines(tb, ta, accel.steps.map(sadaMark).join(''), 'mel PSNR', p, q).forEach(say);
       say(`wrote ${wb}, ${ws}, ${pc} (baseline over SADA), ${pb}, ${ps}`);
     } else {
       const r = await run(s.runSada ? 'SADA' : 'baseline', s.runSada ? s.sada : null);
@@ -272,11 +193,4 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
   }
 }
 
-if (require.main === module) {
-  runCli(process.argv.slice(2))
-    .then((code) => process.exit(code))
-    .catch((e: Error) => {
-      process.stderr.write(`error: ${e.stack ?? e.message}\n`);
-      process.exit(1);
-    });
-}
+if (require.main === module) runAsMain(runCli);

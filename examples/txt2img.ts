@@ -16,7 +16,6 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { BACKEND_NAMES, BackendName, describeBackend, selectBackend } from '../lib/backend';
 import { RgbImage, imageGrid, readPng, writePng } from '../lib/io/png';
 import { psnr, ssim } from '../lib/metrics/image-quality';
 import {
@@ -26,11 +25,13 @@ import {
 import { FLUX_SADA, SADA_DEFAULTS, SADA_REFERENCE_STEPS, SD2_SADA, SDXL_SADA, SadaConfig, resolveSadaConfig, scaleSadaConfig } from '../lib/sada/config';
 import { FLUX_DEV_T5_MAX_LENGTH } from '../lib/tokenizers/t5-tokenizer';
 import {
-  CommonSettings, Flag, ParsedFlags, ProgressBar, RunOutcome, Runner, UsageError, finite, floatImage, formatUsage, parseFlags, stepMark,
+  CliIo, CommonSettings, Flag, ParsedFlags, ProgressBar, RUN_FLAGS_LAST, RunOutcome, Runner, UsageError, accRangeAndWarmup, barEvent, checkRunFlags,
+  comparisonLines, finishSettingsCheck, finite, floatImage, formatUsage, inspectedFolder, loadOnBackend, outputStem, runAsMain, settingsOrExitCode, speedups, stepMark,
 } from './cli-common';
 import { FLUX_PIPELINE_CLASS, FLUX_SOLVER, FluxCliSettings, fluxDefaultSada, fluxRunner, isFluxFolder, resolveFluxSettings } from './txt2img-flux';
 
 export type { FluxCliSettings } from './txt2img-flux';
+export type { CliIo } from './cli-common';
 
 // ---------------------------------------------------------------------------------------------------------------
 // flags
@@ -70,16 +71,8 @@ const FLAGS: readonly Flag[] = [
   { name: 'out', kind: 'string', help: 'output PNG path; the JSON record goes next to it (default out/txt2img-seed<seed>.png)' },
   { name: 'unet-weights', kind: 'string', help: 'resident (default) | per-block: upload each UNet block when it runs (full-size UNets on the 4 GiB wasm heap; slower)' },
   { name: 'flux-weights', kind: 'string', help: 'Flux: resident (default) | block-by-block: keep the transformer and T5 on disk, upload them part by part (docs/flux-memory.md)' },
-  { name: 'backend', kind: 'string', help: `${BACKEND_NAMES.join(' | ')} (default: best available; env SADA_BACKEND)` },
-  { name: 'warmup', kind: 'int', help: 'warm-up steps before timed runs (default 1 with --compare, else 0)' },
-  { name: 'quiet', kind: 'bool', help: 'no progress bar' },
-  { name: 'help', kind: 'bool', help: 'show this help' },
+  ...RUN_FLAGS_LAST,
 ];
-
-/** This CLI's flags parsed (every problem reported together in one UsageError). */
-export function parseCliFlags(argv: readonly string[]): ParsedFlags {
-  return parseFlags(FLAGS, argv);
-}
 
 export function usage(): string {
   return formatUsage('usage: npm run txt2img -- --model-dir DIR --prompt TEXT [options]', FLAGS,
@@ -118,25 +111,13 @@ export function resolveSettings(flags: ParsedFlags): CliSettings {
   const problems: string[] = [];
   const str = (k: string) => flags[k] as string | undefined;
   const num = (k: string) => flags[k] as number | undefined;
-  if (str('model-dir') === undefined) problems.push('--model-dir is required');
-  if (str('prompt') === undefined) problems.push('--prompt is required');
-  if (flags.sada && flags['no-sada']) problems.push('--sada and --no-sada exclude each other');
-  if (flags.compare && flags['no-sada']) problems.push('--compare runs both baseline and SADA; drop --no-sada');
-  const backend = str('backend');
-  if (backend !== undefined && !(BACKEND_NAMES as readonly string[]).includes(backend)) problems.push(`--backend must be one of ${BACKEND_NAMES.join(', ')}, got '${backend}'`);
+  const backend = checkRunFlags(flags, problems);
   const preset = str('sada-preset');
   if (preset !== undefined && !(preset in PRESETS)) problems.push(`--sada-preset must be one of ${Object.keys(PRESETS).join(', ')}, got '${preset}'`);
-  let accRange: [number, number] | undefined;
-  if (str('acc-range') !== undefined) {
-    const parts = (str('acc-range') as string).split(',').map(Number);
-    if (parts.length !== 2 || parts.some((p) => !Number.isInteger(p) || p < 0)) problems.push(`--acc-range must be start,end (two non-negative integers), got '${str('acc-range')}'`);
-    else accRange = [parts[0], parts[1]];
-  }
-  const warmup = num('warmup') ?? (flags.compare ? 1 : 0);
-  if (warmup < 0) problems.push(`--warmup must be >= 0, got ${warmup}`);
+  const { accRange, warmup } = accRangeAndWarmup(flags, problems);
   const seed = num('seed') ?? 0;
   const common = {
-    runSada: !flags['no-sada'], compare: flags.compare === true, backend: backend as BackendName | undefined, warmup, quiet: flags.quiet === true,
+    runSada: !flags['no-sada'], compare: flags.compare === true, backend, warmup, quiet: flags.quiet === true,
     outPng: str('out') ?? path.join('out', `txt2img-seed${seed}.png`),
   };
   const withSada = common.runSada || common.compare;
@@ -159,15 +140,7 @@ export function resolveSettings(flags: ParsedFlags): CliSettings {
   }
   const unetWeights = str('unet-weights') ?? 'resident';
   if (unetWeights !== 'resident' && unetWeights !== 'per-block') problems.push(`--unet-weights must be resident or per-block, got '${unetWeights}'`);
-  let folder: PipelineFolder | null = null;
-  if (dir !== undefined) {
-    try {
-      folder = inspectPipelineFolder(dir, { controlnetDir: str('controlnet-dir') });
-    } catch (e) {
-      problems.push((e as Error).message);
-    }
-  }
-  if (!folder) throw new UsageError(problems.join('\n'));
+  const folder = inspectedFolder(dir, (d) => inspectPipelineFolder(d, { controlnetDir: str('controlnet-dir') }), problems);
 
   const steps = num('steps') ?? SADA_REFERENCE_STEPS;
   const kind = folder.kind;
@@ -177,13 +150,7 @@ export function resolveSettings(flags: ParsedFlags): CliSettings {
     height: num('height'), width: num('width'), steps, guidanceScale: num('guidance-scale') ?? (folder.kind === 'sdxl' ? 5.0 : 7.5),
     seed, solver: solver as SolverName, controlImage, controlnetConditioningScale: num('controlnet-scale'), clipSkip: num('clip-skip'),
   };
-  try {
-    if (withSada) resolveSadaConfig(sada);
-    checkTxt2ImgParams(folder, { ...params, sada: withSada ? sada : null });
-  } catch (e) {
-    problems.push((e as Error).message.replace(/^invalid txt2img settings:\n {2}- /, '').replace(/\n {2}- /g, '\n'));
-  }
-  if (problems.length) throw new UsageError(problems.join('\n'));
+  finishSettingsCheck(problems, 'txt2img', withSada ? sada : null, (checked) => checkTxt2ImgParams(folder, { ...params, sada: checked }));
   return { ...common, family: 'sd', folder, params, sada, unetWeights: unetWeights as 'resident' | 'per-block' };
 }
 
@@ -211,40 +178,19 @@ function sdRunner(s: SdCliSettings): Runner {
     params: { ...s.params, warmup: s.warmup, unetWeights: s.unetWeights, controlImage: s.params.controlImage ? `${s.params.controlImage.width}x${s.params.controlImage.height}` : undefined },
     legend: 'stepModes: F full compute, R cache refresh (all tokens), P token-pruned, - skipped (no UNet call)',
     warmup: async (steps) => void (await txt2img(pipe, { ...s.params, steps, sada: null })),
-    run: async (sada, bar) => sdOutcome(await txt2img(pipe, { ...s.params, sada }, (p) => bar.update({ phase: p.phase, mark: p.step ? stepMark(p.step) : undefined, numSteps: p.numSteps, nfe: p.nfe }))),
+    run: async (sada, bar) => sdOutcome(await txt2img(pipe, { ...s.params, sada }, (p) => bar.update(barEvent(p)))),
     dispose: () => pipe.dispose(),
   };
-}
-
-export interface CliIo {
-  readonly stdout: NodeJS.WritableStream;
-  readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
 }
 
 /** The whole CLI; returns the exit code (0 ok, 1 runtime error, 2 bad input). */
 export async function runCli(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const say = (s: string) => io.stdout.write(`${s}\n`);
-  let settings: CliSettings;
+  const s = settingsOrExitCode(argv, io, { flags: FLAGS, usage, resolve: resolveSettings });
+  if (typeof s === 'number') return s;
+  const modelLine = s.family === 'flux' ? `model: ${s.dir} (${FLUX_PIPELINE_CLASS})` : `model: ${s.folder.dir} (${s.folder.className})`;
+  const { backend, loaded: runner } = await loadOnBackend(s.backend, say, modelLine, () => (s.family === 'flux' ? fluxRunner(s) : sdRunner(s)));
   try {
-    const flags = parseCliFlags(argv);
-    if (flags.help) {
-      say(usage());
-      return 0;
-    }
-    settings = resolveSettings(flags);
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    io.stderr.write(`error: ${e.message}\n\nrun with --help for every option\n`);
-    return 2;
-  }
-  const s = settings;
-  const info = await selectBackend(s.backend);
-  say(describeBackend(info));
-  say(s.family === 'flux' ? `model: ${s.dir} (${FLUX_PIPELINE_CLASS})` : `model: ${s.folder.dir} (${s.folder.className})`);
-  const tLoad = Date.now();
-  const runner = s.family === 'flux' ? fluxRunner(s) : sdRunner(s);
-  try {
-    say(`loaded in ${((Date.now() - tLoad) / 1000).toFixed(1)} s`);
     if (s.warmup > 0) await runner.warmup(s.warmup);
     const run = async (label: string, sada: SadaConfig | null) => {
       const bar = new ProgressBar(label, io.stderr, s.quiet);
@@ -252,10 +198,9 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
       bar.done();
       return r;
     };
-    const base = s.outPng.replace(/\.png$/i, '');
-    fs.mkdirSync(path.dirname(path.resolve(s.outPng)), { recursive: true });
+    const base = outputStem(s.outPng, /\.png$/i);
     const record: Record<string, unknown> = {
-      tool: 'sada-tfjs examples/txt2img.ts', date: new Date().toISOString(), backend: describeBackend(info), model: runner.model, params: runner.params,
+      tool: 'sada-tfjs examples/txt2img.ts', date: new Date().toISOString(), backend, model: runner.model, params: runner.params,
       sadaConfig: s.runSada || s.compare ? resolveSadaConfig(s.sada) : null, legend: runner.legend,
     };
     if (s.compare) {
@@ -267,15 +212,9 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
       writePng(pc, imageGrid([baseline.image, accel.image], 2, 4));
       const p = psnr(floatImage(accel.image), floatImage(baseline.image));
       const q = ssim(floatImage(accel.image), floatImage(baseline.image));
-      const cmp = {
-        speedupDenoise: baseline.denoiseMs / Math.max(1, accel.denoiseMs), speedupTotal: baseline.totalMs / Math.max(1, accel.totalMs),
-        nfeBaseline: baseline.nfe, nfeSada: accel.nfe, psnrDb: finite(p), ssim: q, sideBySidePng: pc,
-      };
       record.runs = [baseline.record('baseline', pb), accel.record('sada', ps)];
-      record.comparison = cmp;
-      say(`baseline: NFE ${baseline.nfe}, denoise ${(baseline.denoiseMs / 1000).toFixed(2)} s, total ${(baseline.totalMs / 1000).toFixed(2)} s`);
-      say(`SADA:     NFE ${accel.nfe}, denoise ${(accel.denoiseMs / 1000).toFixed(2)} s, total ${(accel.totalMs / 1000).toFixed(2)} s, steps ${accel.stepModes}`);
-      say(`speed-up ${cmp.speedupDenoise.toFixed(2)}x (denoising loop), ${cmp.speedupTotal.toFixed(2)}x (total); PSNR ${Number.isFinite(p) ? p.toFixed(2) : p} dB, SSIM ${q.toFixed(4)} (SADA vs baseline)`);
+      record.comparison = { ...speedups(baseline, accel), nfeBaseline: baseline.nfe, nfeSada: accel.nfe, psnrDb: finite(p), ssim: q, sideBySidePng: pc };
+      comparisonLines(baseline, accel, accel.stepModes, 'PSNR', p, q).forEach(say);
       say(`wrote ${pc} (baseline | SADA), ${pb}, ${ps}`);
     } else {
       const r = await run(s.runSada ? 'SADA' : 'baseline', s.runSada ? s.sada : null);
@@ -292,11 +231,4 @@ export async function runCli(argv: readonly string[], io: CliIo = { stdout: proc
   }
 }
 
-if (require.main === module) {
-  runCli(process.argv.slice(2))
-    .then((code) => process.exit(code))
-    .catch((e: Error) => {
-      process.stderr.write(`error: ${e.stack ?? e.message}\n`);
-      process.exit(1);
-    });
-}
+if (require.main === module) runAsMain(runCli);
