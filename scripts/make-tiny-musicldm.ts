@@ -6,7 +6,7 @@
  *   npx ts-node scripts/make-tiny-musicldm.ts <out-dir> [--seed 0]     -> <out-dir>/tiny-musicldm
  */
 import { selectBackend } from '../lib/backend';
-import { makeTinyPipeline } from './make-tiny-pipeline';
+import { makeTinyPipeline, parseMakeTinyArgs } from './make-tiny-pipeline';
 
 /** Writes `<root>/tiny-musicldm` and returns its path. */
 export function makeTinyMusicLdmFolder(root: string, seed = 0): string {
@@ -14,22 +14,10 @@ export function makeTinyMusicLdmFolder(root: string, seed = 0): string {
 }
 
 async function main(argv: string[]): Promise<void> {
-  const usage = 'usage: npx ts-node scripts/make-tiny-musicldm.ts <out-dir> [--seed N]';
-  const positional: string[] = [];
-  let seed = 0;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--seed') seed = Number(argv[++i]);
-    else if (a === '--help' || a === '-h') {
-      console.log(usage);
-      return;
-    } else if (a.startsWith('--')) throw new Error(`unknown option ${a}\n${usage}`);
-    else positional.push(a);
-  }
-  if (positional.length !== 1) throw new Error(`expected one output directory, got ${positional.length}\n${usage}`);
-  if (!Number.isSafeInteger(seed)) throw new Error(`--seed must be an integer\n${usage}`);
+  const args = parseMakeTinyArgs(argv, 'usage: npx ts-node scripts/make-tiny-musicldm.ts <out-dir> [--seed N]');
+  if (!args) return;
   await selectBackend(); // the loaders build (zero) tensors while listing their keys
-  console.log(`wrote ${makeTinyMusicLdmFolder(positional[0], seed)}`);
+  console.log(`wrote ${makeTinyMusicLdmFolder(args.outDir, args.seed)}`);
 }
 
 if (require.main === module) {

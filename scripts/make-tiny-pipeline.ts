@@ -230,27 +230,38 @@ export function makeTinyPipeline(root: string, kind: TinyPipelineKind, seed = 0)
   return maker(dir, seed);
 }
 
-async function main(argv: string[]): Promise<void> {
-  const usage = `usage: npx ts-node scripts/make-tiny-pipeline.ts <out-dir> [--kind ${TINY_PIPELINE_KINDS.join('|')}|all] [--seed N]`;
+/**
+ * The command line of the make-tiny scripts: `<out-dir> [--kind K] [--seed N]`, `--kind` accepted only where
+ * `defaultKind` is given. Null when --help printed `usage`; bad input throws with the usage appended.
+ */
+export function parseMakeTinyArgs(argv: readonly string[], usage: string, defaultKind?: string): { outDir: string; kind: string | undefined; seed: number } | null {
   const positional: string[] = [];
-  let kind = 'all';
+  let kind = defaultKind;
   let seed = 0;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '--kind') kind = argv[++i] ?? '';
+    if (a === '--kind' && defaultKind !== undefined) kind = argv[++i] ?? '';
     else if (a === '--seed') seed = Number(argv[++i]);
     else if (a === '--help' || a === '-h') {
       console.log(usage);
-      return;
+      return null;
     } else if (a.startsWith('--')) throw new Error(`unknown option ${a}\n${usage}`);
     else positional.push(a);
   }
   if (positional.length !== 1) throw new Error(`expected one output directory, got ${positional.length}\n${usage}`);
   if (!Number.isSafeInteger(seed)) throw new Error(`--seed must be an integer\n${usage}`);
+  return { outDir: positional[0], kind, seed };
+}
+
+async function main(argv: string[]): Promise<void> {
+  const usage = `usage: npx ts-node scripts/make-tiny-pipeline.ts <out-dir> [--kind ${TINY_PIPELINE_KINDS.join('|')}|all] [--seed N]`;
+  const args = parseMakeTinyArgs(argv, usage, 'all');
+  if (!args) return;
+  const kind = args.kind as string;
   const kinds = kind === 'all' ? [...TINY_PIPELINE_KINDS] : [kind as TinyPipelineKind];
   if (!kinds.every((k) => (TINY_PIPELINE_KINDS as readonly string[]).includes(k))) throw new Error(`--kind must be one of ${TINY_PIPELINE_KINDS.join(', ')}, all; got '${kind}'`);
   await selectBackend(); // the loaders build (zero) tensors while listing their keys
-  for (const k of kinds) console.log(`wrote ${makeTinyPipeline(positional[0], k, seed)}`);
+  for (const k of kinds) console.log(`wrote ${makeTinyPipeline(args.outDir, k, args.seed)}`);
 }
 
 if (require.main === module) {
