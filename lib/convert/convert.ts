@@ -14,11 +14,11 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { HostTensor, SafetensorsFile } from '../io/safetensors';
+import { HostTensor } from '../io/safetensors';
 import { parseUNetConfig } from '../models/unet';
 import { parseVaeConfig } from '../models/vae';
 import { CLIP_TEXT_IGNORED_KEYS } from '../models/clip';
-import { readComponentConfig } from '../weights';
+import { SafetensorsSet, readComponentConfig } from '../weights';
 import { expectedKeyNames } from './expected-keys';
 import {
   KeyTransform, LDM_UNET_PREFIX, LDM_VAE_PREFIX, SD1_TEXT_PREFIX, SD2_TEXT_PREFIX, SDXL_TEXT2_PREFIX, SDXL_TEXT_PREFIX, SourceKey, hfClipKeyFunction,
@@ -87,41 +87,10 @@ export function assertNotPickle(file: string): void {
 // ---------------------------------------------------------------------------------------------------------------
 // sources
 
-/** A set of open safetensors files seen as one key space. */
-class TensorSource {
-  private readonly where = new Map<string, SafetensorsFile>();
-  private readonly files: SafetensorsFile[] = [];
-  constructor(paths: readonly string[]) {
-    try {
-      for (const p of paths) {
-        assertNotPickle(p);
-        const f = SafetensorsFile.open(p);
-        this.files.push(f);
-        for (const n of f.names()) {
-          if (this.where.has(n)) throw new Error(`key '${n}' appears in both ${this.where.get(n)!.path} and ${p}`);
-          this.where.set(n, f);
-        }
-      }
-    } catch (e) {
-      this.close();
-      throw e;
-    }
-  }
-  names(): string[] {
-    return [...this.where.keys()];
-  }
-  has(k: string): boolean {
-    return this.where.has(k);
-  }
-  info(k: string) {
-    return this.where.get(k)!.info(k);
-  }
-  read(k: string): HostTensor {
-    return this.where.get(k)!.read(k);
-  }
-  close(): void {
-    this.files.forEach((f) => f.close());
-  }
+/** The source files as one key space (lib/weights SafetensorsSet), each refused first if it is a pickle. */
+function openSource(paths: readonly string[]): SafetensorsSet {
+  paths.forEach(assertNotPickle);
+  return new SafetensorsSet(paths);
 }
 
 const WEIGHT_BASES = ['diffusion_pytorch_model', 'model'];
@@ -211,7 +180,7 @@ function transformedShape(shape: readonly number[], tr: KeyTransform): number[] 
  * missing and extra keys. Throws (writing nothing) when a key is missing.
  */
 function writeComponent(
-  name: string, outDir: string, fileName: string, expected: readonly string[], src: TensorSource, lookup: (key: string) => SourceKey,
+  name: string, outDir: string, fileName: string, expected: readonly string[], src: SafetensorsSet, lookup: (key: string) => SourceKey,
   offered: readonly string[], used: Set<string>, dtype: OutputDType, ignored: readonly string[],
 ): ComponentReport {
   const missing: string[] = [];
@@ -304,7 +273,7 @@ export function convertWeights(opts: ConvertOptions): ConvertReport {
     for (const c of components) {
       const dir = path.join(opts.input, c);
       const config = readComponentConfig(dir);
-      const src = new TensorSource(variantWeightFiles(dir, opts.variant, log));
+      const src = openSource(variantWeightFiles(dir, opts.variant, log));
       try {
         const r = writeComponent(c, path.join(opts.output, c), fileOf(c), expectedKeyNames(c, config), src, (k) => ({ key: k, transform: { kind: 'copy' } }), src.names(), new Set(), dtype, CLIP_TEXT_IGNORED_KEYS);
         reports.push(r);
@@ -316,7 +285,7 @@ export function convertWeights(opts: ConvertOptions): ConvertReport {
     return { inputKind: 'diffusers-folder', components: reports, unusedCheckpointKeys: [] };
   }
 
-  const src = new TensorSource([opts.input]);
+  const src = openSource([opts.input]);
   try {
     const names = src.names();
     const has = (prefix: string) => names.some((n) => n.startsWith(prefix));

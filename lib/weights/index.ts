@@ -14,6 +14,7 @@
  *   VarBuilder.fromFiles(paths, config?, {lazy?})      one or more .safetensors files (keys must not repeat)
  *   VarBuilder.fromHostTensors(map, config?)           in-memory tensors (tests)
  *   VarBuilder.synthetic({seed, std, config})          deterministic random weights for any requested key (benchmarks)
+ *   new SafetensorsSet(paths)                          the files as one key space (names/has/info/read/close; no model checks)
  *   vb.pp(name | index)                                path prefix, joined with '.'
  *   vb.key(name)                                       the full upstream key
  *   vb.has(name)                                       whether the key exists (does not mark it used)
@@ -58,7 +59,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
-import { HostTensor, SafetensorsFile } from '../io/safetensors';
+import { HostTensor, SafetensorsFile, TensorInfo } from '../io/safetensors';
 
 export type WeightLayout = 'none' | 'linear' | 'conv2d' | 'conv1x1';
 
@@ -96,15 +97,19 @@ interface WeightSource {
   close(): void;
 }
 
-class FilesSource implements WeightSource {
+/**
+ * Several .safetensors files seen as one key space (the shards of one checkpoint): each key is read from the file
+ * that stores it, and a key stored in two files is an error. When opening fails, what was opened is closed again.
+ * Also what lib/convert reads its sources through.
+ */
+export class SafetensorsSet {
+  /** The file, or `dir/{a,b,...}` for several (error messages start with it). */
   readonly description: string;
-  private readonly files: SafetensorsFile[];
+  private readonly files: SafetensorsFile[] = [];
   private readonly where = new Map<string, SafetensorsFile>();
 
-  constructor(paths: string[]) {
-    if (paths.length === 0) throw new Error('VarBuilder.fromFiles: no .safetensors files given');
-    this.description = paths.length === 1 ? paths[0] : `${path.dirname(paths[0])}/{${paths.map((p) => path.basename(p)).join(',')}}`;
-    this.files = [];
+  constructor(paths: readonly string[]) {
+    this.description = paths.length === 1 ? paths[0] : `${path.dirname(paths[0] ?? '.')}/{${paths.map((p) => path.basename(p)).join(',')}}`;
     try {
       for (const p of paths) {
         const f = SafetensorsFile.open(p);
@@ -126,8 +131,8 @@ class FilesSource implements WeightSource {
   has(name: string): boolean {
     return this.where.has(name);
   }
-  shape(name: string): readonly number[] {
-    return this.file(name).info(name).shape;
+  info(name: string): TensorInfo {
+    return this.file(name).info(name);
   }
   read(name: string): HostTensor {
     return this.file(name).read(name);
@@ -139,6 +144,16 @@ class FilesSource implements WeightSource {
     const f = this.where.get(name);
     if (!f) throw new Error(`${this.description}: no tensor '${name}'`);
     return f;
+  }
+}
+
+class FilesSource extends SafetensorsSet implements WeightSource {
+  constructor(paths: readonly string[]) {
+    if (paths.length === 0) throw new Error('VarBuilder.fromFiles: no .safetensors files given');
+    super(paths);
+  }
+  shape(name: string): readonly number[] {
+    return this.info(name).shape;
   }
 }
 
