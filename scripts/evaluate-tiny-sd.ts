@@ -21,6 +21,7 @@ import { TINY_SD_DIR, TINY_SD_GUIDANCE, disposeTinySd, generateBatch, loadTinySd
 import { classifierForward, loadClassifier, ClassifierParams } from '../lib/metrics/fashion-classifier';
 import { frechetDistanceOfFeatures } from '../lib/metrics/frechet';
 import { SafetensorsFile } from '../lib/io/safetensors';
+import { escapeXml, renderSvgToPng, svgImage } from '../lib/demo/render';
 
 interface Args {
   /** null: the best scale of the sweep (ties: the smaller), or TINY_SD_GUIDANCE without a sweep. */
@@ -172,10 +173,13 @@ async function main(): Promise<void> {
     date: new Date().toISOString(), backend: describeBackend(info), model: a.model, modelIndex: m.modelIndex,
     sampler: { solver: a.solver, steps: a.steps, guidance, seeds: '10000*class + k', perClass: a.perClass },
     classifierTestAccuracy: testAcc, agreement: agr.overall, agreementPerClass: Object.fromEntries(m.classNames.map((c, i) => [c, agr.perClass[i]])),
-    frechetGeneratedVsTest: fdGen, frechetTestVsTest: fdTest, frechetSamples: n, guidanceSweep: sweep, seconds: (Date.now() - t0) / 1000,
+    frechetGeneratedVsTest: fdGen, frechetTestVsTest: fdTest, frechetSamples: n, guidanceSweep: sweep, guidanceSweepPerClass: a.sweepPerClass, seconds: (Date.now() - t0) / 1000,
   };
   fs.writeFileSync(path.join(a.model, 'evaluation.json'), JSON.stringify(result, null, 1) + '\n');
   if (a.card) {
+    const grid = path.join(a.model, 'samples.png');
+    fs.writeFileSync(grid, await renderSvgToPng(sampleGrid(m.classNames, gen.images, gen.classes, g.labels, Math.min(10, a.perClass), guidance)));
+    console.log(`wrote ${grid}`);
     fs.writeFileSync(path.join(path.dirname(a.model), 'README.md'), modelCard(m, result, readLossCurve(path.join(a.model, 'train-state'))));
     console.log(`wrote ${path.join(path.dirname(a.model), 'README.md')}`);
   }
@@ -187,7 +191,7 @@ async function main(): Promise<void> {
 type Result = {
   sampler: { solver: string; steps: number; guidance: number; perClass: number }; classifierTestAccuracy: number; agreement: number;
   agreementPerClass: Record<string, number>; frechetGeneratedVsTest: number; frechetTestVsTest: number; frechetSamples: number;
-  guidanceSweep: { guidance: number; agreement: number }[]; date: string; backend: string;
+  guidanceSweep: { guidance: number; agreement: number }[]; guidanceSweepPerClass: number; date: string; backend: string;
 };
 
 function modelCard(m: TinySd, r: Result, loss: { step: number; loss: number }[]): string {
@@ -242,15 +246,43 @@ scale ${r.sampler.guidance}, ${r.sampler.perClass} samples per class (seeds 1000
 | Frechet distance, test vs disjoint test (${r.frechetSamples} vs ${r.frechetSamples}) | ${r.frechetTestVsTest.toFixed(3)} | reference |
 | classifier test accuracy (weights/fashion-classifier) | ${pct(r.classifierTestAccuracy)} | >= 90% |
 
+![samples](tiny-sd/samples.png)
+
 Per class: ${Object.entries(r.agreementPerClass).map(([c, v]) => `${c} ${pct(v)}`).join(', ')}.
-${r.guidanceSweep.length ? `\nGuidance sweep (agreement): ${r.guidanceSweep.map((s) => `g=${s.guidance}: ${pct(s.agreement)}`).join(', ')}.\n` : ''}
-Regenerate: \`npx ts-node --transpile-only scripts/evaluate-tiny-sd.ts\` (writes this file and \`weights/tiny-sd/evaluation.json\`).
+${r.guidanceSweep.length ? `\nGuidance sweep (agreement, ${r.guidanceSweepPerClass} samples per class, seeds as above): ${r.guidanceSweep.map((s) => `g=${s.guidance}: ${pct(s.agreement)}`).join(', ')}.\n` : ''}
+Regenerate: \`npx ts-node --transpile-only scripts/evaluate-tiny-sd.ts --sweep ...\` (writes this file, \`weights/tiny-sd/evaluation.json\` and
+\`weights/tiny-sd/samples.png\`). SADA on this model (speed-up and fidelity against the unaccelerated sampler):
+[tiny-sd/benchmark/benchmark-sada.md](tiny-sd/benchmark/benchmark-sada.md), from \`scripts/benchmark-sada.ts\`.
 
 ## Limitations
 28x28 grey images of ten clothing classes; the model is tiny and trained on one CPU core, so samples are
 recognisable but not photo-quality. It exists to measure SADA (speed-up and fidelity to the unaccelerated sampler)
 on a real trained network, not as a generative model in its own right.
 `;
+}
+
+/** The first `cols` evaluation samples of every class (one row per class); a red frame where the classifier disagrees. */
+function sampleGrid(classNames: readonly string[], images: Float32Array, classes: Int32Array, labels: Int32Array, cols: number, guidance: number): string {
+  const size = 56;
+  const gap = 4;
+  const left = 100;
+  const top = 26;
+  const W = Math.max(440, left + cols * (size + gap));
+  const H = top + classNames.length * (size + gap);
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">`,
+    `<text x="4" y="17" font-size="12">tiny-sd samples, guidance ${guidance} (red frame: the classifier disagrees)</text>`];
+  classNames.forEach((name, c) => {
+    const y = top + c * (size + gap);
+    parts.push(`<text x="4" y="${y + size / 2 + 4}" font-size="11">${escapeXml(name)}</text>`);
+    const idx = [...classes.keys()].filter((i) => classes[i] === c).slice(0, cols);
+    idx.forEach((i, k) => {
+      const x = left + k * (size + gap);
+      parts.push(svgImage(images.subarray(i * 784, (i + 1) * 784), 28, 28, x, y, size));
+      if (labels[i] !== c) parts.push(`<rect x="${x - 1}" y="${y - 1}" width="${size + 2}" height="${size + 2}" fill="none" stroke="red" stroke-width="2"/>`);
+    });
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
 }
 
 function countParams(m: TinySd): number {
