@@ -9,7 +9,7 @@
  *   npx ts-node --transpile-only scripts/evaluate-tiny-sd.ts [--per-class 100] [--guidance G] [--steps 50]
  *        [--solver dpmpp-2m] [--batch 50] [--sweep 1,2,3,5] [--model weights/tiny-sd] [--data DIR] [--no-card]
  * --sweep: first a quick agreement sweep over guidance scales (--sweep-per-class images each, default 20); without
- * --guidance the evaluation then uses the sweep's best scale (ties: the smaller), else TINY_SD_GUIDANCE (3). The demo
+ * --guidance the evaluation then uses the sweep's best scale (ties: the smaller), else TINY_SD_GUIDANCE (5). The demo
  * and the benchmark sample with the scale recorded here (evaluation.json).
  */
 import * as fs from 'fs';
