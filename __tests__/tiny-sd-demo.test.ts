@@ -96,7 +96,7 @@ describe('tiny-sd demo pipeline', () => {
 });
 
 const shipped = tinySdReady(TINY_SD_DIR).ready;
-(shipped ? describe : describe.skip)('shipped tiny-sd weights: SADA fidelity (3 seeds, 20-step DPM-Solver++)', () => {
+(shipped ? describe : describe.skip)('shipped tiny-sd weights: SADA fidelity (3 seeds, 20-step DPM-Solver++, the evaluated guidance)', () => {
   useBackend();
   it('SADA saves UNet calls, stays above 25 dB PSNR of the baseline and gets the baseline\'s classifier label', async () => {
     const m = loadTinySd(TINY_SD_DIR);
@@ -104,7 +104,8 @@ const shipped = tinySdReady(TINY_SD_DIR).ready;
     const label = (x: Float32Array) => tf.tidy(() => tf.argMax(classifierForward(clf, tf.tensor4d(x, [1, 28, 28, 1])).logits, 1).dataSync()[0]);
     try {
       for (const seed of [0, 1, 2]) {
-        const o = { classId: seed, seed, solver: 'dpmpp-2m', steps: 20, guidanceScale: 3 };
+        // the shipped configuration: the guidance scale of the model card (evaluation.json)
+        const o = { classId: seed, seed, solver: 'dpmpp-2m', steps: 20, guidanceScale: tinySdGuidance(TINY_SD_DIR) };
         const base = await generate(m, { ...o, mode: 'baseline' });
         const sada = await generate(m, { ...o, mode: 'sada' });
         expect(sada.nfe).toBeLessThan(base.nfe);
