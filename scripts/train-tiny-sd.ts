@@ -33,14 +33,14 @@ import { describeBackend, selectBackend } from '../lib/backend';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_DEFAULT_DIR, loadFashionMnist } from '../lib/data/fashion-mnist';
 import { useExplicitTransposeMatMul } from '../lib/train/matmul-transpose';
 import { tinySdUnetConfig } from '../lib/train/tiny-sd';
-import { TinySdTrainer, TrainConfig, exportDiffusersFolder, unetParamMap } from '../lib/train/tiny-sd-trainer';
+import { LrDecay, TinySdTrainer, TrainConfig, checkLrDecay, exportDiffusersFolder, unetParamMap } from '../lib/train/tiny-sd-trainer';
 
 interface Args {
   data: string; state: string; out: string; maxSteps: number; maxMinutes: number; checkpointMinutes: number; exportEvery: number;
   logEvery: number; batch: number; lr: number; warmup: number; weightDecay: number; clip: number; emaDecay: number; labelDropout: number;
   seed: number; channels: number[]; layers: number; heads: number[]; crossDim: number; exportOnly: boolean;
-  /** undefined: keep what the checkpoint has; null: remove the anneal. */
-  lrDecayStart: number | null | undefined; lrDecaySteps: number | undefined; lrFinal: number;
+  /** The lr anneal to set (checked): undefined keeps what the checkpoint has, null removes it. */
+  lrDecay: LrDecay | null | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -48,8 +48,11 @@ function parseArgs(argv: string[]): Args {
     data: FASHION_MNIST_DEFAULT_DIR, state: 'weights/tiny-sd/train-state', out: 'weights/tiny-sd', maxSteps: Infinity, maxMinutes: Infinity,
     checkpointMinutes: 15, exportEvery: 4, logEvery: 10, batch: 64, lr: 4e-4, warmup: 300, weightDecay: 0.01, clip: 1, emaDecay: 0.999,
     labelDropout: 0.1, seed: 0, channels: [32, 64], layers: 1, heads: [1, 1], crossDim: 64, exportOnly: false,
-    lrDecayStart: undefined, lrDecaySteps: undefined, lrFinal: 0.1,
+    lrDecay: undefined,
   };
+  let decayStart: number | null | undefined;
+  let decaySteps: number | undefined;
+  let decayFinal: number | undefined;
   const num = (k: string, v: string): number => {
     const x = Number(v);
     if (!Number.isFinite(x)) throw new Error(`option --${k} needs a number, got '${v}'`);
@@ -85,19 +88,20 @@ function parseArgs(argv: string[]): Args {
       case 'layers': a.layers = num(key, v); break;
       case 'heads': a.heads = list(key, v); break;
       case 'cross-dim': a.crossDim = num(key, v); break;
-      case 'lr-decay-start': a.lrDecayStart = v === 'none' ? null : num(key, v); break;
-      case 'lr-decay-steps': a.lrDecaySteps = num(key, v); break;
-      case 'lr-final': a.lrFinal = num(key, v); break;
+      case 'lr-decay-start': decayStart = v === 'none' ? null : num(key, v); break;
+      case 'lr-decay-steps': decaySteps = num(key, v); break;
+      case 'lr-final': decayFinal = num(key, v); break;
       default:
         throw new Error(`unknown option --${key}; valid: --data --state --out --max-steps --max-minutes --checkpoint-minutes --export-every-checkpoints --log-every --batch --lr --warmup --weight-decay --clip --ema-decay --label-dropout --seed --channels --layers --heads --cross-dim --lr-decay-start --lr-decay-steps --lr-final --export-only`);
     }
   }
-  if ((typeof a.lrDecayStart === 'number') !== (a.lrDecaySteps !== undefined))
-    throw new Error(`--lr-decay-start and --lr-decay-steps go together (got start ${a.lrDecayStart ?? 'unset'}, steps ${a.lrDecaySteps ?? 'unset'})`);
+  if ((typeof decayStart === 'number') !== (decaySteps !== undefined) || (decayFinal !== undefined && typeof decayStart !== 'number'))
+    throw new Error(`--lr-decay-start S goes with --lr-decay-steps N (and optionally --lr-final F); got start ${decayStart ?? 'unset'}, ` +
+      `steps ${decaySteps ?? 'unset'}, final ${decayFinal ?? 'unset'}`);
+  if (decayStart === null) a.lrDecay = null;
+  else if (typeof decayStart === 'number') a.lrDecay = checkLrDecay({ start: decayStart, steps: decaySteps!, finalFraction: decayFinal ?? 0.1 });
   return a;
 }
-
-const lrDecayGiven = (a: Args): boolean => a.lrDecayStart !== undefined;
 
 const fmtTime = (s: number): string => (s === Infinity || !Number.isFinite(s) ? '?' : s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(s / 60)}m${String(Math.floor(s % 60)).padStart(2, '0')}s`);
 
@@ -134,7 +138,7 @@ async function main(): Promise<void> {
     trainer = TinySdTrainer.create(config);
     console.log(`fresh start: ${JSON.stringify({ ...config, unet: undefined })}`);
   }
-  if (lrDecayGiven(args)) trainer.setLrDecay(typeof args.lrDecayStart === 'number' ? { start: args.lrDecayStart, steps: args.lrDecaySteps!, finalFraction: args.lrFinal } : undefined);
+  if (args.lrDecay !== undefined) trainer.setLrDecay(args.lrDecay ?? undefined);
   const d = trainer.config.lrDecay;
   console.log(d ? `lr: ${trainer.config.lr} after ${trainer.config.warmupSteps} warm-up steps, cosine anneal from step ${d.start} over ${d.steps} steps to ${d.finalFraction} x lr`
     : `lr: ${trainer.config.lr} after ${trainer.config.warmupSteps} warm-up steps, constant`);
