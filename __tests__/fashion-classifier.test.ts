@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { FASHION_MNIST_DEFAULT_DIR, loadFashionMnist } from '../lib/data/fashion-mnist';
-import { classifierForward, loadClassifier, mnistBatch, validateClassifierParams } from '../lib/metrics/fashion-classifier';
+import { classifierForward, classifyImages, loadClassifier, mnistBatch, validateClassifierParams } from '../lib/metrics/fashion-classifier';
 import { useBackend } from './helpers/backend';
 
 const WEIGHTS = path.join(__dirname, '..', 'weights', 'fashion-classifier');
@@ -25,10 +25,16 @@ describe('shipped Fashion-MNIST classifier', () => {
     const p = loadClassifier(WEIGHTS);
     const before = tf.memory().numTensors;
     let correct = 0;
+    const pred = new Int32Array(2000);
     for (let s = 0; s < 2000; s += 500) {
-      const pred = tf.tidy(() => tf.argMax(classifierForward(p, mnistBatch(test.images, s, s + 500)).logits, 1).dataSync());
-      pred.forEach((c, i) => { if (c === test.labels[s + i]) correct++; });
+      pred.set(tf.tidy(() => tf.argMax(classifierForward(p, mnistBatch(test.images, s, s + 500)).logits, 1).dataSync() as Int32Array), s);
     }
+    pred.forEach((c, i) => { if (c === test.labels[i]) correct++; });
+    // classifyImages (float images in [0, 1], as generated samples are) gives the same labels, and 128-d features
+    const viaFloat = classifyImages(p, Float32Array.from(test.images.subarray(0, 2000 * 784), (v) => v / 255));
+    expect(viaFloat.labels).toEqual(pred);
+    expect(viaFloat.features.length).toBe(2000 * 128);
+    expect(() => classifyImages(p, new Float32Array(784), 2)).toThrow(/2 images need 1568 values, got 784/);
     expect(tf.memory().numTensors).toBe(before);
     expect(correct / 2000).toBeGreaterThanOrEqual(0.9);
     Object.values(p).forEach((t) => (t as tf.Tensor).dispose());

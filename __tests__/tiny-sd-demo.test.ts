@@ -9,7 +9,7 @@ import * as os from 'os';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { TINY_SD_DIR, TINY_SD_GUIDANCE, classEmbeddings, disposeTinySd, generate, generateBatch, loadTinySd, tinySdAvailable, tinySdGuidance, tinySdReady, TinySd } from '../lib/demo/tiny-sd';
-import { classifierForward, loadClassifier } from '../lib/metrics/fashion-classifier';
+import { classifyImages, loadClassifier } from '../lib/metrics/fashion-classifier';
 import { psnr } from '../lib/metrics/image-quality';
 import { tinySdUnetConfig } from '../lib/train/tiny-sd';
 import { TinySdTrainer, exportDiffusersFolder, unetParamMap } from '../lib/train/tiny-sd-trainer';
@@ -101,7 +101,7 @@ const shipped = tinySdReady(TINY_SD_DIR).ready;
   it('SADA saves UNet calls, stays above 25 dB PSNR of the baseline and gets the baseline\'s classifier label', async () => {
     const m = loadTinySd(TINY_SD_DIR);
     const clf = loadClassifier(path.join(__dirname, '..', 'weights', 'fashion-classifier'));
-    const label = (x: Float32Array) => tf.tidy(() => tf.argMax(classifierForward(clf, tf.tensor4d(x, [1, 28, 28, 1])).logits, 1).dataSync()[0]);
+    const label = (x: Float32Array) => classifyImages(clf, x).labels[0];
     try {
       for (const seed of [0, 1, 2]) {
         // the shipped configuration: the guidance scale of the model card (evaluation.json)

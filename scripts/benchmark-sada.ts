@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, selectBackend } from '../lib/backend';
 import { TINY_SD_DIR, SampleMode, asFloatImage, disposeTinySd, generate, loadTinySd, tinySdGuidance, tinySdSadaConfig, GenerateResult } from '../lib/demo/tiny-sd';
 import { linePanel, renderSvgToPng, escapeXml } from '../lib/demo/render';
-import { classifierForward, loadClassifier, ClassifierParams } from '../lib/metrics/fashion-classifier';
+import { classifyImages, loadClassifier, ClassifierParams } from '../lib/metrics/fashion-classifier';
 import { psnr, ssim } from '../lib/metrics/image-quality';
 
 interface Args {
@@ -66,8 +66,7 @@ const median = (xs: number[]) => {
 const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
 
 function label(clf: ClassifierParams | null, image: Float32Array): number {
-  if (!clf) return -1;
-  return tf.tidy(() => tf.argMax(classifierForward(clf, tf.tensor4d(image, [1, 28, 28, 1])).logits, 1).dataSync()[0]);
+  return clf ? classifyImages(clf, image).labels[0] : -1;
 }
 
 interface Run {

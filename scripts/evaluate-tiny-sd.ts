@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, selectBackend } from '../lib/backend';
 import { FASHION_MNIST_DEFAULT_DIR, loadFashionMnist } from '../lib/data/fashion-mnist';
 import { TINY_SD_DIR, TINY_SD_GUIDANCE, disposeTinySd, generateBatch, loadTinySd, TinySd } from '../lib/demo/tiny-sd';
-import { classifierForward, loadClassifier, ClassifierParams } from '../lib/metrics/fashion-classifier';
+import { classifyImages, loadClassifier } from '../lib/metrics/fashion-classifier';
 import { frechetDistanceOfFeatures } from '../lib/metrics/frechet';
 import { SafetensorsFile } from '../lib/io/safetensors';
 import { escapeXml, renderSvgToPng, svgImage } from '../lib/demo/render';
@@ -71,22 +71,6 @@ function parseArgs(argv: string[]): Args {
   return a;
 }
 
-/** Classifier logits argmax and features of n images (n·784 values in [0, 1]). */
-function classify(clf: ClassifierParams, images: Float32Array, n: number): { labels: Int32Array; features: Float32Array } {
-  const labels = new Int32Array(n);
-  const features = new Float32Array(n * 128);
-  for (let s = 0; s < n; s += 500) {
-    const e = Math.min(n, s + 500);
-    tf.tidy(() => {
-      const x = tf.tensor4d(images.subarray(s * 784, e * 784), [e - s, 28, 28, 1]);
-      const { logits, features: f } = classifierForward(clf, x);
-      labels.set(tf.argMax(logits, 1).dataSync() as Int32Array, s);
-      features.set(f.dataSync() as Float32Array, s * 128);
-    });
-  }
-  return { labels, features };
-}
-
 /** perClass images of every class, seeds 10000·c + k, in batches. */
 async function sampleAll(m: TinySd, a: Args, perClass: number, guidance: number, onBatch: (done: number, total: number) => void): Promise<{ images: Float32Array; classes: Int32Array }> {
   const classes: number[] = [];
@@ -135,7 +119,7 @@ async function main(): Promise<void> {
   const sweep: { guidance: number; agreement: number; perClass: number[] }[] = [];
   for (const g of a.sweep) {
     const s = await sampleAll(m, a, a.sweepPerClass, g, progress(`sweep g=${g}`));
-    const r = agreement(classify(clf, s.images, s.classes.length).labels, s.classes, m.classNames.length);
+    const r = agreement(classifyImages(clf, s.images, s.classes.length).labels, s.classes, m.classNames.length);
     sweep.push({ guidance: g, agreement: r.overall, perClass: r.perClass });
     process.stderr.write('\n');
     console.log(`guidance ${g}: classifier agreement ${(100 * r.overall).toFixed(1)}% (${a.sweepPerClass} per class)`);
@@ -147,7 +131,7 @@ async function main(): Promise<void> {
   const gen = await sampleAll(m, a, a.perClass, guidance, progress(`samples g=${guidance}`));
   process.stderr.write('\n');
   const n = gen.classes.length;
-  const g = classify(clf, gen.images, n);
+  const g = classifyImages(clf, gen.images, n);
   const agr = agreement(g.labels, gen.classes, m.classNames.length);
   // test set: two disjoint sets of n images (a fixed interleaving: even and odd indices of the first 2n)
   if (2 * n > test.count) throw new Error(`--per-class ${a.perClass}: needs 2·${n} test images, the test split has ${test.count}`);
@@ -156,12 +140,12 @@ async function main(): Promise<void> {
     for (let i = 0; i < n; i++) for (let j = 0; j < 784; j++) imgs[i * 784 + j] = test.images[(2 * i + offset) * 784 + j] / 255;
     return imgs;
   };
-  const fa = classify(clf, pick(0), n).features;
-  const fb = classify(clf, pick(1), n).features;
+  const fa = classifyImages(clf, pick(0), n).features;
+  const fb = classifyImages(clf, pick(1), n).features;
   const fdGen = frechetDistanceOfFeatures(g.features, n, fa, n, 128);
   const fdTest = frechetDistanceOfFeatures(fb, n, fa, n, 128);
   // test-set accuracy of the classifier itself (context for the agreement numbers)
-  const all = classify(clf, Float32Array.from(test.images, (v) => v / 255), test.count).labels;
+  const all = classifyImages(clf, Float32Array.from(test.images, (v) => v / 255), test.count).labels;
   const testAcc = all.reduce((s, l, i) => s + (l === test.labels[i] ? 1 : 0), 0) / test.count;
 
   console.log(`\nclassifier agreement (${a.solver} ${a.steps} steps, guidance ${guidance}, ${a.perClass} per class): ${(100 * agr.overall).toFixed(1)}%`);

@@ -60,6 +60,25 @@ export function classifierForward(p: ClassifierParams, images: tf.Tensor4D, trai
   return { logits, features };
 }
 
+/**
+ * Labels (logits argmax) and penultimate features [n, 128] of n grey 28x28 images given as n·784 values in [0, 1]
+ * (what the demo model generates), classified 500 at a time. Creates no lasting tensors.
+ */
+export function classifyImages(p: ClassifierParams, images: Float32Array, n = images.length / 784): { labels: Int32Array; features: Float32Array } {
+  if (!Number.isInteger(n) || n * 784 > images.length) throw new Error(`classifyImages: ${n} images need ${n * 784} values, got ${images.length}`);
+  const labels = new Int32Array(n);
+  const features = new Float32Array(n * 128);
+  for (let s = 0; s < n; s += 500) {
+    const e = Math.min(n, s + 500);
+    tf.tidy(() => {
+      const out = classifierForward(p, tf.tensor4d(images.subarray(s * 784, e * 784), [e - s, 28, 28, 1]));
+      labels.set(tf.argMax(out.logits, 1).dataSync() as Int32Array, s);
+      features.set(out.features.dataSync() as Float32Array, s * 128);
+    });
+  }
+  return { labels, features };
+}
+
 /** uint8 28x28 images (count*784 bytes) from `start` to `end` -> float tensor [n,28,28,1] in [0,1]. */
 export function mnistBatch(images: Uint8Array, start: number, end: number, order?: Int32Array | readonly number[]): tf.Tensor4D {
   const n = end - start;
