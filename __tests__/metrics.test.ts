@@ -1,5 +1,6 @@
 import { psnr, ssim, FloatImage } from '../lib/metrics/image-quality';
 import { frechetDistance, meanAndCovariance, symmetricEigen } from '../lib/metrics/frechet';
+import { mean, median } from '../lib/metrics/stats';
 
 const img = (h: number, w: number, f: (i: number) => number): FloatImage => ({ height: h, width: w, channels: 1, data: Float64Array.from({ length: h * w }, (_, i) => f(i)) });
 
@@ -69,5 +70,15 @@ describe('Frechet distance', () => {
     const { mean, cov } = meanAndCovariance([1, 2, 3, 6], 2, 2);
     expect(Array.from(mean)).toEqual([2, 4]);
     expect(Array.from(cov)).toEqual([2, 4, 4, 8]);
+  });
+});
+
+describe('mean and median', () => {
+  it('closed-form values, even and odd counts, NaN for none', () => {
+    expect(mean([1, 2, 6])).toBe(3);
+    expect(median([5, 1, 3])).toBe(3);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(Number.isNaN(mean([]))).toBe(true);
+    expect(Number.isNaN(median([]))).toBe(true);
   });
 });

@@ -17,6 +17,7 @@ import { describeBackend, selectBackend } from '../lib/backend';
 import { TINY_SD_DIR, asFloatImage, disposeTinySd, generate, loadTinySd, tinySdAvailable, tinySdGuidance, tinySdReady, tinySdSadaConfig } from '../lib/demo/tiny-sd';
 import { escapeXml, renderSvgToPng, svgImage } from '../lib/demo/render';
 import { psnr, ssim } from '../lib/metrics/image-quality';
+import { mean, median } from '../lib/metrics/stats';
 
 interface Args {
   out: string; seedsPerClass: number; steps: number; solver: string; guidance: number; model: string; force: boolean;
@@ -56,12 +57,6 @@ function parseArgs(argv: string[]): Args {
   if (Number.isNaN(a.guidance) && tinySdAvailable(a.model)) a.guidance = tinySdGuidance(a.model);
   return a;
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((p, q) => p - q);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));

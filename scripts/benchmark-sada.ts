@@ -20,6 +20,7 @@ import { TINY_SD_DIR, SampleMode, asFloatImage, disposeTinySd, generate, loadTin
 import { linePanel, renderSvgToPng, escapeXml } from '../lib/demo/render';
 import { classifyImages, loadClassifier, ClassifierParams } from '../lib/metrics/fashion-classifier';
 import { psnr, ssim } from '../lib/metrics/image-quality';
+import { mean, median } from '../lib/metrics/stats';
 
 interface Args {
   seeds: number; configs: { solver: string; steps: number }[]; guidance: number; out: string; model: string; classifier: string;
@@ -59,11 +60,6 @@ function parseArgs(argv: string[]): Args {
 }
 
 const MODES: SampleMode[] = ['baseline', 'sada', 'skip-only', 'prune-only'];
-const median = (xs: number[]) => {
-  const s = [...xs].sort((p, q) => p - q);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const mean = (xs: number[]) => xs.reduce((p, q) => p + q, 0) / xs.length;
 
 function label(clf: ClassifierParams | null, image: Float32Array): number {
   return clf ? classifyImages(clf, image).labels[0] : -1;
