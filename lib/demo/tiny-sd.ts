@@ -11,21 +11,18 @@
  *   baseline    the solver of lib/solvers on the scheduler's sigmas (lib/pipelines/denoise.ts)
  *   sada        SADA (lib/sada sadaSample): step skipping (momentum + Lagrange) and token pruning
  *   skip-only   SADA without token pruning (maxDownsample 0)
- *   prune-only  SADA's token pruning with step skipping disabled (sadaSample disableSkipping)
- * The SADA loop mirrors lib/pipelines/denoise.ts `denoiseSada` (which has no prune-only mode).
+ *   prune-only  SADA's token pruning with step skipping disabled (denoiseLatents' disableSkipping)
+ * All four run through lib/pipelines/denoise.ts `denoiseLatents`, as the SD pipelines do.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import * as tf from '@tensorflow/tfjs-core';
 import { SafetensorsFile } from '../io/safetensors';
-import { BlockCache, UNet2DConditionModel } from '../models/unet';
-import { DenoiseStepRecord, GuidedModel, denoiseLatents } from '../pipelines/denoise';
-import { SamplingPlan, planSampling } from '../pipelines/sampling';
+import { UNet2DConditionModel } from '../models/unet';
+import { DenoiseStepRecord, denoiseLatents } from '../pipelines/denoise';
+import { planSampling } from '../pipelines/sampling';
 import { classifierFreeGuidance, prepareLatents } from '../pipelines/steps';
-import { PruneStats, sadaTokenPruning } from '../pipelines/token-pruning';
-import { SD2_SADA, SadaConfig, resolveSadaConfig, scaleSadaConfig } from '../sada/config';
-import { seededCellDraws } from '../sada/prune';
-import { sadaSample } from '../sada/sampler';
+import { SD2_SADA, SadaConfig, scaleSadaConfig } from '../sada/config';
 import { decodeSpaceToDepth } from './space-to-depth';
 
 export interface TinySd {
@@ -176,64 +173,16 @@ export async function generate(m: TinySd, o: GenerateOptions): Promise<GenerateR
   // psi = psi_u + g (psi_c - psi_u) from one UNet pass on [x; x] with [null class; class] tokens
   const model = classifierFreeGuidance((x, t, pruning) => m.unet.forward({ sample: x, timestep: t, encoderHiddenStates: context, pruning }), o.guidanceScale);
   try {
-    let latents: tf.Tensor4D;
-    let nfe: number;
-    let skipped: number[];
-    let steps: DenoiseStepRecord[];
-    if (o.mode === 'baseline') {
-      const r = await denoiseLatents(model, noise, { plan, sada: null, anchorSeed: o.seed });
-      ({ latents, nfe, steps } = r);
-      skipped = [];
-    } else {
-      const r = await sadaLoop(model, noise, plan, o.sada ?? tinySdSadaConfig(o.steps, o.mode), o.mode === 'prune-only', o.seed);
-      ({ latents, nfe, steps } = r);
-      skipped = r.skippedSteps;
-    }
-    const img = tf.tidy(() => decodeSpaceToDepth(latents));
+    const sada = o.mode === 'baseline' ? null : (o.sada ?? tinySdSadaConfig(o.steps, o.mode));
+    const r = await denoiseLatents(model, noise, { plan, sada, anchorSeed: o.seed, disableSkipping: o.mode === 'prune-only' });
+    const img = tf.tidy(() => decodeSpaceToDepth(r.latents));
     const image = img.dataSync() as Float32Array;
     img.dispose();
-    latents.dispose();
-    return { image, nfe, wallMs: Date.now() - t0, skippedSteps: skipped, steps };
+    r.latents.dispose();
+    return { image, nfe: r.nfe, wallMs: Date.now() - t0, skippedSteps: r.skippedSteps, steps: r.steps };
   } finally {
     noise.dispose();
     context.dispose();
-  }
-}
-
-/** denoiseSada of lib/pipelines/denoise.ts, plus `disableSkipping` for the prune-only ablation. */
-async function sadaLoop(model: GuidedModel, noise: tf.Tensor4D, plan: SamplingPlan, config: SadaConfig, disableSkipping: boolean, anchorSeed: number): Promise<{ latents: tf.Tensor4D; nfe: number; skippedSteps: number[]; steps: DenoiseStepRecord[] }> {
-  const variant = plan.sadaVariant;
-  if (!variant || variant.kind === 'kdiffusion') throw new Error(`SADA cannot run with solver ${plan.solver}: ${plan.sadaUnavailable ?? 'only the diffusers-parity variants are used here'}`);
-  const cfg = resolveSadaConfig(config);
-  const [, h, w] = noise.shape;
-  const cache = new BlockCache();
-  const draw = seededCellDraws(anchorSeed);
-  const pending: { stats: PruneStats | null } = { stats: null };
-  const steps: DenoiseStepRecord[] = [];
-  const t0 = Date.now();
-  const x = tf.tidy(() => tf.mul(noise, plan.sadaInitScale));
-  try {
-    const res = await sadaSample(variant, (xIn, ctx) => {
-      const stats: PruneStats = { computed: 0, total: 0 };
-      const pruning = sadaTokenPruning(ctx, cfg, h, w, cache, draw, stats);
-      if (ctx.tokenPolicy === 'pruned' && pending.stats === null) pending.stats = stats;
-      return model(xIn as tf.Tensor4D, ctx.t, pruning);
-    }, x, {
-      config: cfg, channelAxis: -1, disableSkipping,
-      onStep: (r) => {
-        const s = pending.stats;
-        steps.push({
-          n: r.n, t: r.t, sigma: r.sigma, modelCalled: r.denoiserCalled, evaluations: r.denoiserCalled ? 1 : 0, tokenPolicy: r.tokenPolicy,
-          computedTokenFraction: s && s.total > 0 ? s.computed / s.total : null, momentumMean: r.momentumMean, skipNext: r.skipNext, skipKind: r.skipKind,
-          elapsedMs: Date.now() - t0,
-        });
-        pending.stats = null;
-      },
-    });
-    return { latents: res.x as tf.Tensor4D, nfe: res.nfe as number, skippedSteps: res.skippedSteps as number[], steps };
-  } finally {
-    x.dispose();
-    cache.dispose();
   }
 }
 

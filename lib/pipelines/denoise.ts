@@ -49,6 +49,8 @@ export interface DenoiseOptions {
   readonly sada: SadaConfig | null;
   /** Seed of the token-pruning anchor draws. */
   readonly anchorSeed: number;
+  /** SADA ablation: never skip a step (token pruning only); the criterion still runs. Default false. */
+  readonly disableSkipping?: boolean;
   readonly onStep?: (record: DenoiseStepRecord, numSteps: number) => void;
 }
 
@@ -138,7 +140,7 @@ async function denoiseSada(model: GuidedModel, noise: tf.Tensor4D, opts: Denoise
   const x = tf.tidy(() => tf.mul(noise, plan.sadaInitScale));
   try {
     const res = await sadaSample(variant, sadaDenoiser, x, {
-      config: cfg, channelAxis: -1,
+      config: cfg, channelAxis: -1, disableSkipping: opts.disableSkipping,
       onStep: (r) => {
         const stats = pending.stats;
         const rec: DenoiseStepRecord = {
