@@ -155,6 +155,7 @@ async function main(): Promise<void> {
 
   const result = {
     date: new Date().toISOString(), backend: describeBackend(info), model: a.model, modelIndex: m.modelIndex,
+    command: ['npx ts-node --transpile-only scripts/evaluate-tiny-sd.ts', ...process.argv.slice(2)].join(' '),
     sampler: { solver: a.solver, steps: a.steps, guidance, seeds: '10000*class + k', perClass: a.perClass },
     classifierTestAccuracy: testAcc, agreement: agr.overall, agreementPerClass: Object.fromEntries(m.classNames.map((c, i) => [c, agr.perClass[i]])),
     frechetGeneratedVsTest: fdGen, frechetTestVsTest: fdTest, frechetSamples: n, guidanceSweep: sweep, guidanceSweepPerClass: a.sweepPerClass, seconds: (Date.now() - t0) / 1000,
@@ -175,7 +176,7 @@ async function main(): Promise<void> {
 type Result = {
   sampler: { solver: string; steps: number; guidance: number; perClass: number }; classifierTestAccuracy: number; agreement: number;
   agreementPerClass: Record<string, number>; frechetGeneratedVsTest: number; frechetTestVsTest: number; frechetSamples: number;
-  guidanceSweep: { guidance: number; agreement: number }[]; guidanceSweepPerClass: number; date: string; backend: string;
+  guidanceSweep: { guidance: number; agreement: number }[]; guidanceSweepPerClass: number; command: string; date: string; backend: string;
 };
 
 function modelCard(m: TinySd, r: Result, loss: { step: number; loss: number }[]): string {
@@ -234,7 +235,7 @@ scale ${r.sampler.guidance}, ${r.sampler.perClass} samples per class (seeds 1000
 
 Per class: ${Object.entries(r.agreementPerClass).map(([c, v]) => `${c} ${pct(v)}`).join(', ')}.
 ${r.guidanceSweep.length ? `\nGuidance sweep (agreement, ${r.guidanceSweepPerClass} samples per class, seeds as above): ${r.guidanceSweep.map((s) => `g=${s.guidance}: ${pct(s.agreement)}`).join(', ')}.\n` : ''}
-Regenerate: \`npx ts-node --transpile-only scripts/evaluate-tiny-sd.ts --sweep ...\` (writes this file, \`weights/tiny-sd/evaluation.json\` and
+Regenerate: \`${r.command}\` (writes this file, \`weights/tiny-sd/evaluation.json\` and
 \`weights/tiny-sd/samples.png\`). SADA on this model (speed-up and fidelity against the unaccelerated sampler):
 [tiny-sd/benchmark/benchmark-sada.md](tiny-sd/benchmark/benchmark-sada.md), from \`scripts/benchmark-sada.ts\`.
 
